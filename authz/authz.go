@@ -1,0 +1,106 @@
+// Package authz is accessgate's decision core: a normalized Request in, a
+// Decision out. It knows nothing of gRPC or protobuf; the envoy package
+// adapts Envoy's CheckRequest to it.
+package authz
+
+import "net/netip"
+
+// Request is one HTTP request as the gate sees it.
+type Request struct {
+	Method string
+	Scheme string
+	// Host is the :authority as sent (port kept); Decide lower-cases it and
+	// strips the port and a trailing dot for matching.
+	Host string
+	// Path is the raw request target: path and query, undecoded.
+	Path string
+	// Headers have lower-case names. Duplicates are joined with "," (cookies
+	// with "; "), as Envoy sends them.
+	Headers map[string]string
+	// SourceIP is the downstream connection's address (Envoy's
+	// source.address); invalid when unknown.
+	SourceIP netip.Addr
+	// ClientCertVerified is true when Envoy reported a verified client
+	// certificate for the connection.
+	ClientCertVerified bool
+}
+
+// Verdict is what Envoy is told to do.
+type Verdict int
+
+const (
+	// Forward sends the request on to the origin (CheckResponse OK).
+	Forward Verdict = iota + 1
+	// Deny answers the client directly with Status, ResponseHeaders and Body
+	// (a preflight answer, a redirect, 400/401/403).
+	Deny
+)
+
+// Header is one header to set. Append adds a value to what is there
+// instead of overwriting it (used for Vary).
+type Header struct {
+	Key    string // lower-case
+	Value  string
+	Append bool
+}
+
+// Decision is the answer for one Request.
+type Decision struct {
+	Verdict Verdict
+	// Status is 200 for a forward, else the HTTP status of the direct answer.
+	Status int
+	Reason Reason
+	// Application and Policy name what decided (either may be empty).
+	Application string
+	Policy      string
+	// Headers are set on the upstream request (forward only), overwriting.
+	Headers []Header
+	// HeadersToRemove are removed from the upstream request (forward only).
+	HeadersToRemove []string
+	// ResponseHeaders go on the response to the client: for a forward,
+	// Envoy's response_headers_to_add; for a deny, the answer's headers.
+	ResponseHeaders []Header
+	// Body of a deny answer.
+	Body string
+}
+
+// Reason is the typed reason code of a decision, spelled as in the
+// contract; the same value is logged and used as a metric label.
+type Reason string
+
+// Reason codes (contract section 4).
+const (
+	ReasonBypass                  Reason = "bypass"
+	ReasonServiceToken            Reason = "service_token"
+	ReasonAllowed                 Reason = "allowed"
+	ReasonPreflight               Reason = "preflight"
+	ReasonPreflightOrigin         Reason = "preflight_origin"
+	ReasonPreflightMethod         Reason = "preflight_method"
+	ReasonPreflightHeader         Reason = "preflight_header"
+	ReasonPreflightPrivateNetwork Reason = "preflight_private_network"
+	ReasonTokenMissing            Reason = "token_missing"
+	ReasonTokenMalformed          Reason = "token_malformed"
+	ReasonTokenSignature          Reason = "token_signature"
+	ReasonTokenExpired            Reason = "token_expired"
+	ReasonTokenNotYetValid        Reason = "token_not_yet_valid"
+	ReasonTokenAudience           Reason = "token_audience"
+	ReasonTokenIssuer             Reason = "token_issuer"
+	ReasonTokenUnknownKey         Reason = "token_unknown_key"
+	ReasonServiceTokenInvalid     Reason = "service_token_invalid"
+	ReasonServiceTokenExpired     Reason = "service_token_expired"
+	ReasonBlocked                 Reason = "blocked"
+	ReasonNoPolicyMatch           Reason = "no_policy_match"
+	ReasonNoApplication           Reason = "no_application"
+	ReasonBadRequest              Reason = "bad_request"
+)
+
+// Reasons lists every reason code, for metrics pre-registration and tests.
+var Reasons = []Reason{
+	ReasonBypass, ReasonServiceToken, ReasonAllowed, ReasonPreflight,
+	ReasonPreflightOrigin, ReasonPreflightMethod, ReasonPreflightHeader,
+	ReasonPreflightPrivateNetwork, ReasonTokenMissing, ReasonTokenMalformed,
+	ReasonTokenSignature, ReasonTokenExpired, ReasonTokenNotYetValid,
+	ReasonTokenAudience, ReasonTokenIssuer, ReasonTokenUnknownKey,
+	ReasonServiceTokenInvalid, ReasonServiceTokenExpired, ReasonBlocked,
+	ReasonNoPolicyMatch, ReasonNoApplication, ReasonBadRequest,
+}
