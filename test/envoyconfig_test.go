@@ -1,0 +1,249 @@
+// Package test checks the deployment files shipped in envoy/ (the Envoy
+// bootstrap, docker-compose and the Istio manifests) without running them.
+// The end-to-end tests in test/e2e run them.
+package test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/accessgate/accessgate/test/internal/envoyconf"
+)
+
+const bootstrapFile = "../envoy/envoy.yaml"
+
+func loadBootstrap(t *testing.T) (*bootstrapv3.Bootstrap, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(bootstrapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := envoyconf.Parse(data)
+	if err != nil {
+		t.Fatalf("%s: %v", bootstrapFile, err)
+	}
+	return b, data
+}
+
+func TestBootstrapValidates(t *testing.T) {
+	b, _ := loadBootstrap(t)
+	if err := envoyconf.Validate(b); err != nil {
+		t.Fatalf("%s: %v", bootstrapFile, err)
+	}
+}
+
+// The validator must catch what ValidateAll alone misses (research §4).
+func TestValidatorCatchesErrors(t *testing.T) {
+	_, data := loadBootstrap(t)
+	tests := []struct {
+		name       string
+		from, to   string
+		parseError bool
+	}{
+		{"typo inside an Any", "failure_mode_allow: false", "failure_mode_alow: false", true},
+		{"bad enum inside an Any", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: REJECT", true},
+		{"invalid status inside an Any", "status_on_error: { code: ServiceUnavailable }", "status_on_error: { code: 42 }", false},
+		{"empty cluster name inside an Any", "envoy_grpc: { cluster_name: accessgate }", `envoy_grpc: { cluster_name: "" }`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.Count(string(data), tt.from) != 1 {
+				t.Fatalf("%q not found once in %s", tt.from, bootstrapFile)
+			}
+			bad := strings.Replace(string(data), tt.from, tt.to, 1)
+			b, err := envoyconf.Parse([]byte(bad))
+			if tt.parseError {
+				if err == nil {
+					t.Fatal("Parse accepted the broken bootstrap")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if err := envoyconf.Validate(b); err == nil {
+				t.Fatal("Validate accepted the broken bootstrap")
+			}
+		})
+	}
+}
+
+// TestSubstituteOnlyAddresses proves that the tests run the shipped file:
+// substituting the four well-known addresses changes nothing else.
+func TestSubstituteOnlyAddresses(t *testing.T) {
+	orig, data := loadBootstrap(t)
+	to := envoyconf.Addrs{
+		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: 18080},
+		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: 19901},
+		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: 19001},
+		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: 18000},
+	}
+	sub, err := envoyconf.Substitute(data, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := envoyconf.Parse(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, sa *corev3.SocketAddress, want, reset envoyconf.Addr) {
+		t.Helper()
+		if sa.GetAddress() != want.Host || int(sa.GetPortValue()) != want.Port {
+			t.Errorf("%s = %s:%d, want %s:%d", name, sa.GetAddress(), sa.GetPortValue(), want.Host, want.Port)
+		}
+		sa.Address, sa.PortSpecifier = reset.Host, &corev3.SocketAddress_PortValue{PortValue: uint32(reset.Port)}
+	}
+	sr := got.GetStaticResources()
+	check("listener", sr.GetListeners()[0].GetAddress().GetSocketAddress(), to.Listener, envoyconf.DefaultListener)
+	check("admin", got.GetAdmin().GetAddress().GetSocketAddress(), to.Admin, envoyconf.DefaultAdmin)
+	check("accessgate", endpoint(t, got, "accessgate"), to.Accessgate, envoyconf.DefaultAccessgate)
+	check("origin", endpoint(t, got, "origin"), to.Origin, envoyconf.DefaultOrigin)
+	if !proto.Equal(got, orig) {
+		t.Error("the substituted bootstrap differs from envoy/envoy.yaml in more than the four addresses")
+	}
+}
+
+func cluster(t *testing.T, b *bootstrapv3.Bootstrap, name string) *clusterv3.Cluster {
+	t.Helper()
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == name {
+			return c
+		}
+	}
+	t.Fatalf("no cluster %q", name)
+	return nil
+}
+
+func endpoint(t *testing.T, b *bootstrapv3.Bootstrap, name string) *corev3.SocketAddress {
+	t.Helper()
+	eps := cluster(t, b, name).GetLoadAssignment().GetEndpoints()
+	if len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 {
+		t.Fatalf("cluster %q: want exactly one endpoint", name)
+	}
+	return eps[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+}
+
+func hcm(t *testing.T, b *bootstrapv3.Bootstrap) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	ls := b.GetStaticResources().GetListeners()
+	if len(ls) != 1 || len(ls[0].GetFilterChains()) != 1 || len(ls[0].GetFilterChains()[0].GetFilters()) != 1 {
+		t.Fatal("want one listener with one filter chain holding one network filter")
+	}
+	var m hcmv3.HttpConnectionManager
+	if err := ls[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
+		t.Fatalf("http_connection_manager: %v", err)
+	}
+	return &m
+}
+
+// TestBootstrapSettings pins the settings the contract and the docs rely on.
+func TestBootstrapSettings(t *testing.T) {
+	b, _ := loadBootstrap(t)
+	m := hcm(t, b)
+
+	if !m.GetNormalizePath().GetValue() || !m.GetMergeSlashes() {
+		t.Error("normalize_path and merge_slashes must be on: accessgate must judge the path the origin serves")
+	}
+	if m.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		t.Errorf("path_with_escaped_slashes_action = %v, want REJECT_REQUEST (contract: %%2F/%%5C → 400)", m.GetPathWithEscapedSlashesAction())
+	}
+	if got := m.GetMaxRequestHeadersKb().GetValue(); got != 64 {
+		t.Errorf("max_request_headers_kb = %d, want 64", got)
+	}
+	if !m.GetUseRemoteAddress().GetValue() {
+		t.Error("use_remote_address must be true (Envoy is the edge)")
+	}
+	if m.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction() != corev3.HttpProtocolOptions_REJECT_REQUEST {
+		t.Error("headers_with_underscores_action must be REJECT_REQUEST (cf_access_* spoofing)")
+	}
+
+	filters := m.GetHttpFilters()
+	var names []string
+	for _, f := range filters {
+		names = append(names, f.GetName())
+	}
+	if got, want := strings.Join(names, ","), "envoy.filters.http.ext_authz,envoy.filters.http.router"; got != want {
+		t.Fatalf("http_filters = %s, want %s (no CORS filter: accessgate answers preflights)", got, want)
+	}
+	var ea extauthzv3.ExtAuthz
+	if err := filters[0].GetTypedConfig().UnmarshalTo(&ea); err != nil {
+		t.Fatal(err)
+	}
+	if ea.GetTransportApiVersion() != corev3.ApiVersion_V3 {
+		t.Error("ext_authz transport_api_version must be V3")
+	}
+	if got := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != "accessgate" {
+		t.Errorf("ext_authz cluster = %q, want accessgate", got)
+	}
+	if d := ea.GetGrpcService().GetTimeout().AsDuration(); d <= 0 || d > 2e9 {
+		t.Errorf("ext_authz timeout = %v, want set and at most 2s", d)
+	}
+	if ea.GetFailureModeAllow() {
+		t.Error("failure_mode_allow must be false: an outage fails closed")
+	}
+	if got := ea.GetStatusOnError().GetCode(); got != typev3.StatusCode_ServiceUnavailable {
+		t.Errorf("status_on_error = %v, want ServiceUnavailable", got)
+	}
+	if !ea.GetIncludePeerCertificate() {
+		t.Error("include_peer_certificate must be true (valid_certificate selector)")
+	}
+	var router routerv3.Router
+	if err := filters[1].GetTypedConfig().UnmarshalTo(&router); err != nil {
+		t.Fatal(err)
+	}
+
+	// The accessgate cluster speaks HTTP/2 (gRPC).
+	var po httpv3.HttpProtocolOptions
+	ag := cluster(t, b, "accessgate")
+	if err := ag.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&po); err != nil {
+		t.Fatalf("accessgate cluster protocol options: %v", err)
+	}
+	if po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+		t.Error("accessgate cluster must use HTTP/2")
+	}
+	cluster(t, b, "origin")
+
+	// Admin only on loopback.
+	if got := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); got != "127.0.0.1" {
+		t.Errorf("admin address = %s, want 127.0.0.1", got)
+	}
+
+	// /envoy-health skips ext_authz; every other route keeps it.
+	vhs := m.GetRouteConfig().GetVirtualHosts()
+	if len(vhs) != 1 {
+		t.Fatalf("want one virtual host, got %d", len(vhs))
+	}
+	if len(vhs[0].GetTypedPerFilterConfig()) != 0 {
+		t.Error("the virtual host must not configure ext_authz (or CORS) for all its routes")
+	}
+	var health bool
+	for _, r := range vhs[0].GetRoutes() {
+		pf, ok := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]
+		if !ok {
+			continue
+		}
+		var per extauthzv3.ExtAuthzPerRoute
+		if err := pf.UnmarshalTo(&per); err != nil {
+			t.Fatal(err)
+		}
+		if r.GetMatch().GetPath() != "/envoy-health" || !per.GetDisabled() || r.GetDirectResponse() == nil {
+			t.Errorf("route %v: only the direct /envoy-health route may change ext_authz", r.GetMatch())
+			continue
+		}
+		health = true
+	}
+	if !health {
+		t.Error("no /envoy-health route with ext_authz disabled")
+	}
+}
