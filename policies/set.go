@@ -66,7 +66,10 @@ const (
 
 // Application is a compiled `applications` entry.
 type Application struct {
-	Name            string
+	Name string
+	// Domains are the application's `domains`, normalized (lower-case
+	// host, path without trailing slash), in file order.
+	Domains         []string
 	Issuer          *Issuer
 	Audience        string
 	Unauthenticated Unauthenticated

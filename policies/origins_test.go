@@ -1,0 +1,113 @@
+package policies
+
+import (
+	"strings"
+	"testing"
+)
+
+// corsOf compiles an application with the given cors block (YAML flow
+// mapping body) and returns its CORS.
+func corsOf(tb testing.TB, cors string) *CORS {
+	tb.Helper()
+	src := issuerYAML + "applications:\n" + appYAML("app", "app.example.com") + "    cors: {" + cors + "}\n"
+	return mustParse(tb, src).Applications[0].CORS
+}
+
+func TestOriginAllowed(t *testing.T) {
+	list := corsOf(t, `allow_origins: [https://www.example.com, "https://*.example.com", "http://localhost:3000", "HTTPS://Upper.Example.NET", "https://*.wild.test:8443", "http://[::1]:8080"]`)
+	withNull := corsOf(t, `allow_origins: ["null", https://a.example.org]`)
+	all := corsOf(t, `allow_all_origins: true`)
+	allNull := corsOf(t, `allow_all_origins: true, allow_origins: ["null"]`)
+	tests := []struct {
+		name string
+		cors *CORS
+		give string
+		want bool
+	}{
+		{"exact", list, "https://www.example.com", true},
+		{"exact upper-case scheme and host", list, "HTTPS://WWW.EXAMPLE.COM", true},
+		{"configured upper-case", list, "https://upper.example.net", true},
+		{"scheme differs", list, "http://www.example.com", false},
+		{"port differs", list, "https://www.example.com:8443", false},
+		{"exact with port", list, "http://localhost:3000", true},
+		{"exact port missing", list, "http://localhost", false},
+		{"wildcard one label", list, "https://a.example.com", true},
+		{"wildcard many labels", list, "https://a.b.c.example.com", true},
+		{"wildcard never the apex", list, "https://example.com", false},
+		{"wildcard never a look-alike", list, "https://evil-example.com", false},
+		{"wildcard never a look-alike subdomain", list, "https://a.evil-example.com", false},
+		{"wildcard over https only", list, "http://a.example.com", false},
+		{"wildcard with other port", list, "https://a.example.com:444", false},
+		{"wildcard empty label", list, "https://.example.com", false},
+		{"wildcard double dot", list, "https://a..example.com", false},
+		{"wildcard port required", list, "https://a.wild.test", false},
+		{"wildcard port matches", list, "https://a.wild.test:8443", true},
+		{"suffix trick", list, "https://www.example.com.evil.org", false},
+		{"path not allowed", list, "https://www.example.com/", false},
+		{"userinfo not allowed", list, "https://x@www.example.com", false},
+		{"ipv6 exact", list, "http://[::1]:8080", true},
+		{"empty", list, "", false},
+		{"null not listed", list, "null", false},
+		{"null listed", withNull, "null", true},
+		{"null listed, other", withNull, "https://a.example.org", true},
+		{"allow all", all, "https://anything.example", true},
+		{"allow all with port", all, "http://10.0.0.1:8080", true},
+		{"allow all refuses null", all, "null", false},
+		{"allow all refuses garbage", all, "not an origin", false},
+		{"allow all refuses no host", all, "https://", false},
+		{"allow all refuses bad port", all, "https://a.example:99999", false},
+		{"allow all refuses path", all, "https://a.example/x", false},
+		{"allow all with explicit null", allNull, "null", true},
+		{"nil cors", nil, "https://www.example.com", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cors.OriginAllowed(tt.give); got != tt.want {
+				t.Errorf("OriginAllowed(%q) = %v, want %v", tt.give, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOriginAllowedAllocs(t *testing.T) {
+	c := corsOf(t, `allow_origins: [https://www.example.com, "https://*.example.com"]`)
+	allocs := testing.AllocsPerRun(100, func() {
+		c.OriginAllowed("https://www.example.com")
+		c.OriginAllowed("https://a.b.example.com")
+		c.OriginAllowed("https://evil.org")
+	})
+	if allocs != 0 {
+		t.Errorf("OriginAllowed allocs = %v, want 0", allocs)
+	}
+}
+
+func TestOriginPatternErrors(t *testing.T) {
+	tests := []struct {
+		give    string
+		wantErr string // substring; "" for valid
+	}{
+		{"https://example.com", ""},
+		{"https://*.example.com", ""},
+		{"chrome-extension://abcdef", ""},
+		{"null", ""},
+		{"*", "allow_all_origins"},
+		{"example.com", "scheme://host"},
+		{"https://example.com/", "no path"},
+		{"https://a.*.example.com", "wildcard"},
+		{"https://*example.com", "wildcard"},
+		{"https://*.example.com/x", "*.host"},
+		{"https://example.com:0", "scheme://host"},
+		{"https://exa mple.com", "scheme://host"},
+	}
+	for _, tt := range tests {
+		var m originMatcher
+		err := m.addPattern(tt.give)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if (tt.wantErr == "") != (err == nil) || !strings.Contains(got, tt.wantErr) {
+			t.Errorf("addPattern(%q) = %q, want error containing %q", tt.give, got, tt.wantErr)
+		}
+	}
+}
