@@ -46,3 +46,25 @@ func appsFile(apps ...[]string) string {
 	}
 	return b.String()
 }
+
+// dump renders policies or selectors readably for failure messages.
+func dump(v any) string {
+	switch v := v.(type) {
+	case []*Policy:
+		var parts []string
+		for _, p := range v {
+			parts = append(parts, fmt.Sprintf("{%s %d paths=%q inc=%s req=%s exc=%s}", p.Name, p.Action, p.Paths,
+				dump(p.Include), dump(p.Require), dump(p.Exclude)))
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	case []*Selector:
+		var parts []string
+		for _, s := range v {
+			parts = append(parts, fmt.Sprintf("%+v", *s))
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	return fmt.Sprint(v)
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
