@@ -1,0 +1,170 @@
+package envoy
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/accessgate/accessgate/authz"
+)
+
+// Shared, never-modified parts of responses. Protobuf messages may be
+// marshalled concurrently, so one instance serves every response and saves an
+// allocation per Check.
+var (
+	statusOK               = &rpcstatus.Status{Code: int32(codes.OK)}
+	statusPermissionDenied = &rpcstatus.Status{Code: int32(codes.PermissionDenied)}
+	statusUnauthenticated  = &rpcstatus.Status{Code: int32(codes.Unauthenticated)}
+
+	httpNoContent  = &typev3.HttpStatus{Code: typev3.StatusCode_NoContent}
+	httpFound      = &typev3.HttpStatus{Code: typev3.StatusCode_Found}
+	httpBadRequest = &typev3.HttpStatus{Code: typev3.StatusCode_BadRequest}
+	httpUnauth     = &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized}
+	httpForbidden  = &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden}
+)
+
+// response turns a Decision into Envoy's CheckResponse (contract section 4).
+//
+// A forward is status OK with an OkHttpResponse. Every other answer is a
+// DeniedHttpResponse; its gRPC status is UNAUTHENTICATED for 401 and for
+// the 302 login redirect (the client lacks credentials) and
+// PERMISSION_DENIED otherwise (preflight 204, 400, 403). Envoy treats every
+// non-OK code alike and sends the DeniedHttpResponse; the code only shows in
+// Envoy's logs and access logs. A Decision with no verdict is denied (403):
+// fail closed.
+//
+// Every header is sent with an explicit append_action (never the default,
+// whose meaning changed in Envoy 1.37): OVERWRITE_IF_EXISTS_OR_ADD, or
+// APPEND_IF_EXISTS_OR_ADD for a Header with Append (Vary).
+func response(d *authz.Decision) *authv3.CheckResponse {
+	if d.Verdict == authz.Forward {
+		ok := &authv3.OkHttpResponse{
+			Headers:              headerOptions(d.Headers),
+			HeadersToRemove:      d.HeadersToRemove,
+			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders),
+		}
+		if dropped := invalidHeaders(d.Headers); dropped > 0 {
+			// A set header Envoy would refuse (CR, LF, NUL or over 16 KiB)
+			// was left out; remove the client's own copy instead so it can
+			// never be spoofed.
+			ok.HeadersToRemove = removeInvalid(d.HeadersToRemove, d.Headers, dropped)
+		}
+		return &authv3.CheckResponse{
+			Status:       statusOK,
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	st := statusPermissionDenied
+	if d.Status == 401 || d.Status == 302 {
+		st = statusUnauthenticated
+	}
+	return &authv3.CheckResponse{
+		Status: st,
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  httpStatus(d.Status),
+			Headers: headerOptions(d.ResponseHeaders),
+			Body:    d.Body,
+		}},
+	}
+}
+
+// httpStatus returns the HttpStatus for code, shared for the usual ones.
+// A code Envoy's enum lacks (it would fail validation) becomes 403.
+func httpStatus(code int) *typev3.HttpStatus {
+	switch code {
+	case 204:
+		return httpNoContent
+	case 302:
+		return httpFound
+	case 400:
+		return httpBadRequest
+	case 401:
+		return httpUnauth
+	case 403:
+		return httpForbidden
+	}
+	if _, ok := typev3.StatusCode_name[int32(code)]; !ok || code < 100 {
+		return httpForbidden
+	}
+	return &typev3.HttpStatus{Code: typev3.StatusCode(code)}
+}
+
+// headerOption keeps a HeaderValueOption and its HeaderValue together so
+// that a list of n headers costs two allocations, not 2n+1.
+type headerOption struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
+}
+
+// headerOptions converts hs, leaving out any header Envoy would refuse.
+func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	store := make([]headerOption, len(hs))
+	out := make([]*corev3.HeaderValueOption, 0, len(hs))
+	for i := range hs {
+		h := &hs[i]
+		if !validHeader(h.Key, h.Value) {
+			continue
+		}
+		o := &store[i]
+		o.val.Key = h.Key
+		o.val.Value = h.Value
+		o.opt.Header = &o.val
+		o.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		if h.Append {
+			o.opt.AppendAction = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		}
+		out = append(out, &o.opt)
+	}
+	return out
+}
+
+// maxHeaderLen is Envoy's limit on a HeaderValue key or value.
+const maxHeaderLen = 16384
+
+// validHeader reports whether Envoy accepts the header: a non-empty key, both
+// at most 16 KiB, neither holding NUL, CR or LF (HeaderValue's validation
+// rules). The engine never builds such a header from its own data; this
+// guards values echoed from the request.
+func validHeader(k, v string) bool {
+	if k == "" || len(k) > maxHeaderLen || len(v) > maxHeaderLen {
+		return false
+	}
+	return !hasCtl(k) && !hasCtl(v)
+}
+
+// hasCtl reports whether s holds NUL, CR or LF. Three IndexByte scans
+// (vectorized) beat one byte loop on a 1 KiB token.
+func hasCtl(s string) bool {
+	return strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 || strings.IndexByte(s, 0) >= 0
+}
+
+func invalidHeaders(hs []authz.Header) int {
+	n := 0
+	for i := range hs {
+		if !validHeader(hs[i].Key, hs[i].Value) {
+			n++
+		}
+	}
+	return n
+}
+
+// removeInvalid returns remove plus the keys of the invalid headers of hs, in
+// a new slice (remove belongs to the Decision and may be shared).
+func removeInvalid(remove []string, hs []authz.Header, n int) []string {
+	out := make([]string, len(remove), len(remove)+n)
+	copy(out, remove)
+	for i := range hs {
+		k := hs[i].Key
+		if !validHeader(k, hs[i].Value) && k != "" && len(k) <= maxHeaderLen && !hasCtl(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
