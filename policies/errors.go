@@ -35,13 +35,15 @@ func (l ErrorList) Error() string {
 	return b.String()
 }
 
-// sort orders the list by position; the sort is stable so that two problems
+// sorted orders the list by position and drops exact repeats (an aliased
+// node is walked once per alias). The sort is stable so that two problems
 // found at the same node keep the order they were found in.
-func (l ErrorList) sort() {
+func (l ErrorList) sorted() ErrorList {
 	slices.SortStableFunc(l, func(a, b *Error) int {
 		if c := cmp.Compare(a.Line, b.Line); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Col, b.Col)
 	})
+	return slices.CompactFunc(l, func(a, b *Error) bool { return *a == *b })
 }

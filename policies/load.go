@@ -36,8 +36,7 @@ func Parse(file string, data []byte) (*Set, error) {
 	}
 	set := p.set(doc)
 	if len(p.errs) > 0 {
-		p.errs.sort()
-		return nil, p.errs
+		return nil, p.errs.sorted()
 	}
 	set.File = file
 	return set, nil
@@ -81,15 +80,40 @@ func (p *parser) document(data []byte) (*yaml.Node, bool) {
 // points past its end.
 func (p *parser) syntaxError(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
+	line, col := 1, 1
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		// yaml.v3 adds one to the 0-based line of scanner errors only;
+		// parser errors carry the 0-based line where the enclosing
+		// collection starts.
+		if parserErrors[msg] {
+			line++
+		}
+	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
+		// No line at all: find the first use of the alias ourselves.
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line = bytes.Count(data[:i], []byte("\n")) + 1
+			col = i - bytes.LastIndexByte(data[:i], '\n')
+		}
 	}
 	lines := bytes.Count(data, []byte("\n")) + 1
 	line = min(max(line, 1), lines)
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: 1, Msg: "yaml syntax error: " + msg})
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: "yaml syntax error: " + msg})
 }
+
+// parserErrors are the yaml.v3 parser (not scanner) problems: see
+// syntaxError.
+var parserErrors = map[string]bool{
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+}
+
+var yamlAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 
 // set walks the top-level mapping. Issuers and service tokens are read
 // first, wherever they appear, so that applications can refer to them.
