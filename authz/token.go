@@ -215,7 +215,9 @@ func (v *Verifier) Verify(ctx context.Context, token string, app *policies.Appli
 		Claims:  p.claims,
 		Expires: c.exp,
 	}
-	p.claims["aud"] = c.aud
+	if _, ok := p.claims["aud"]; ok {
+		p.claims["aud"] = c.aud
+	}
 	if v.cache != nil && now.Before(c.exp.Add(app.Issuer.Leeway)) {
 		v.cache.put(h, &cacheEntry{
 			token:  token,
