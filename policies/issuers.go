@@ -3,6 +3,8 @@ package policies
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -123,7 +125,7 @@ func (p *parser) issuer(n *yaml.Node) (iss *Issuer, nameNode *yaml.Node) {
 // readJWKS reads and parses a jwks_file at load, so that a missing or broken
 // key file stops the load instead of failing every request later.
 func (p *parser) readJWKS(n *yaml.Node, given, path string) jwk.Set {
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, maxJWKSFile)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -138,6 +140,34 @@ func (p *parser) readJWKS(n *yaml.Node, given, path string) jwk.Set {
 		return nil
 	}
 	return set
+}
+
+// maxJWKSFile is far above any real key set (Cloudflare's is about 3 KiB).
+const maxJWKSFile = 1 << 20
+
+// readSmallFile reads a regular file of at most limit bytes. A device or
+// FIFO (/dev/zero, /dev/stdin) would otherwise hang or exhaust the load.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
 }
 
 // parseJWKS parses a JWK set. Cloudflare's certs endpoint adds top-level
