@@ -2,11 +2,17 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"sync/atomic"
 	"time"
 
 	"github.com/accessgate/accessgate/policies"
 )
+
+// maxHeaderBytes is the contract's limit on a request's headers: the sum of
+// every name and value length.
+const maxHeaderBytes = 64 << 10
 
 // Engine decides requests against the live policy Set. The Set is swapped
 // whole on reload (atomic pointer, no read lock), so a Decide in flight
@@ -40,8 +46,126 @@ func (e *Engine) Swap(set *policies.Set) { e.set.Store(set) }
 // Set returns the live policy Set (nil before the first Swap).
 func (e *Engine) Set() *policies.Set { return e.set.Load() }
 
-// Decide answers one request. A bad request or token is a Decision, never
-// an error; Decide does not panic on any input.
+// Verifier returns the engine's token verifier.
+func (e *Engine) Verifier() *Verifier { return e.verifier }
+
+// Decide answers one request, following contract section 3 step by step. A
+// bad request or token is a Decision, never an error; Decide does not panic
+// on any input.
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
-	panic("TODO")
+	set := e.set.Load()
+	if set == nil || r == nil || headerBytes(r.Headers) > maxHeaderBytes {
+		return BadRequest()
+	}
+	host, ok := normalizeHost(r.Host)
+	if !ok {
+		return BadRequest()
+	}
+	path, ok := NormalizePath(r.Path)
+	if !ok {
+		return BadRequest()
+	}
+
+	// 1. No application: default_action.
+	app := set.Lookup(host, path)
+	if app == nil {
+		if set.DefaultAllow {
+			return forward(r, nil, ReasonNoApplication, "", nil, nil)
+		}
+		return forbidden(r, nil, ReasonNoApplication, "")
+	}
+
+	// 2. A CORS preflight on an application with cors.
+	if app.CORS != nil && isPreflight(r) {
+		if app.CORS.BypassOptionsToOrigin {
+			return forward(r, app, ReasonPreflight, "", nil, nil)
+		}
+		reason, headers := preflight(r, app.CORS)
+		if reason != ReasonPreflight {
+			// No app: a refusal carries no CORS headers at all.
+			d := forbidden(r, nil, reason, "")
+			d.Application = app.Name
+			return d
+		}
+		return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
+	}
+
+	s := subject{req: r, trusted: set.TrustedProxies}
+	svcPresented, svcReason := e.serviceToken(set, r, &s)
+
+	// 3. bypass and service_auth policies, in file order.
+	for _, p := range app.PreAuth {
+		if !policyApplies(p, path) {
+			continue
+		}
+		switch p.Action {
+		case policies.ActionBypass:
+			if s.matches(p) {
+				return forward(r, app, ReasonBypass, p.Name, nil, nil)
+			}
+		case policies.ActionServiceAuth:
+			if s.svc != nil && s.matches(p) {
+				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc)
+			}
+		}
+	}
+
+	// 4. The Access token.
+	token := TokenFrom(r.Headers)
+	if token == "" {
+		reason := ReasonTokenMissing
+		if svcReason != "" {
+			reason = svcReason
+		}
+		return unauthenticated(r, app, host, reason, svcPresented)
+	}
+	id, reason := e.verifier.Verify(ctx, token, app)
+	if reason != "" {
+		return unauthenticated(r, app, host, reason, svcPresented)
+	}
+	s.id = id
+
+	// 5. block and allow policies, in file order: the first match decides.
+	for _, p := range app.PostAuth {
+		if !policyApplies(p, path) || !s.matches(p) {
+			continue
+		}
+		if p.Action == policies.ActionBlock {
+			return forbidden(r, app, ReasonBlocked, p.Name)
+		}
+		return forward(r, app, ReasonAllowed, p.Name, id, nil)
+	}
+	return forbidden(r, app, ReasonNoPolicyMatch, "")
+}
+
+// serviceToken checks the Cf-Access-Client-Id/-Secret pair. It reports
+// whether one was presented and, when it was but is not valid, why. A valid,
+// unexpired token is stored in s.svc. The secret is compared in constant
+// time on its SHA-256, so neither its length nor its content leaks.
+func (e *Engine) serviceToken(set *policies.Set, r *Request, s *subject) (presented bool, reason Reason) {
+	id, secret := r.Headers[hdrClientID], r.Headers[hdrClientSecret]
+	if id == "" && secret == "" {
+		return false, ""
+	}
+	tok := set.ServiceTokens[id]
+	sum := sha256.Sum256([]byte(secret))
+	if tok == nil || secret == "" {
+		return true, ReasonServiceTokenInvalid
+	}
+	if subtle.ConstantTimeCompare(sum[:], tok.SecretSHA256[:]) != 1 {
+		return true, ReasonServiceTokenInvalid
+	}
+	if !tok.Expires.IsZero() && !e.now().Before(tok.Expires) {
+		return true, ReasonServiceTokenExpired
+	}
+	s.svc = tok
+	return true, ""
+}
+
+func headerBytes(h map[string]string) int {
+	n := 0
+	for k, v := range h {
+		n += len(k) + len(v)
+	}
+	return n
 }

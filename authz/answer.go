@@ -1,0 +1,236 @@
+package authz
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/accessgate/accessgate/policies"
+)
+
+// The identity headers accessgate owns on the upstream request. Whatever of
+// them is not set by a forward is removed, so a client can never spoof them
+// (contract section 4). Envoy applies removals after sets, so a header set
+// by a decision must never be in its removal list: hence one precomputed
+// list per combination, shared read-only by every decision.
+const (
+	hdrUserEmail    = "cf-access-authenticated-user-email"
+	hdrJWTAssertion = "cf-access-jwt-assertion"
+	hdrClientID     = "cf-access-client-id"
+	hdrClientSecret = "cf-access-client-secret"
+	hdrAccessToken  = "cf-access-token"
+)
+
+var (
+	removeAll        = []string{hdrUserEmail, hdrJWTAssertion, hdrClientID, hdrClientSecret, hdrAccessToken}
+	removeButToken   = []string{hdrClientID, hdrClientSecret, hdrAccessToken}
+	removeButEmailLn = []string{hdrUserEmail, hdrClientID, hdrClientSecret, hdrAccessToken}
+	removeButClient  = []string{hdrUserEmail, hdrJWTAssertion, hdrClientSecret, hdrAccessToken}
+)
+
+const (
+	hdrContentType     = "content-type"
+	hdrCacheControl    = "cache-control"
+	hdrLocation        = "location"
+	hdrWWWAuthenticate = "www-authenticate"
+	contentJSON        = "application/json"
+	contentHTML        = "text/html; charset=utf-8"
+	noStore            = "no-store"
+)
+
+// badRequestDecision is the 400 answer for a malformed request.
+var badRequestDecision = Decision{
+	Verdict: Deny,
+	Status:  400,
+	Reason:  ReasonBadRequest,
+	ResponseHeaders: []Header{
+		{Key: hdrContentType, Value: contentJSON},
+		{Key: hdrCacheControl, Value: noStore},
+	},
+	Body: `{"error":"bad_request","reason":"bad_request"}`,
+}
+
+// BadRequest returns the 400 answer of contract section 4 for a request
+// that cannot be judged. The envoy adapter uses it for a malformed
+// CheckRequest.
+func BadRequest() Decision {
+	d := badRequestDecision
+	d.ResponseHeaders = append([]Header(nil), badRequestDecision.ResponseHeaders...)
+	return d
+}
+
+// forward builds a forward decision. id and svc say which identity (if any)
+// goes to the origin.
+func forward(r *Request, app *policies.Application, reason Reason, policy string, id *Identity, svc *policies.ServiceToken) Decision {
+	d := Decision{Verdict: Forward, Status: 200, Reason: reason, Policy: policy}
+	if app != nil {
+		d.Application = app.Name
+	}
+	switch {
+	case id != nil && app != nil && app.IdentityHeaders:
+		if id.Email != "" {
+			d.Headers = []Header{{Key: hdrUserEmail, Value: id.Email}, {Key: hdrJWTAssertion, Value: id.Token}}
+			d.HeadersToRemove = removeButToken
+		} else {
+			d.Headers = []Header{{Key: hdrJWTAssertion, Value: id.Token}}
+			d.HeadersToRemove = removeButEmailLn
+		}
+	case svc != nil:
+		d.Headers = []Header{{Key: hdrClientID, Value: svc.ClientID}}
+		d.HeadersToRemove = removeButClient
+	default:
+		d.HeadersToRemove = removeAll
+	}
+	if app != nil && app.CORS != nil && r.Headers[hdrOrigin] != "" {
+		d.ResponseHeaders = appendCORS(make([]Header, 0, 4), r, app)
+	}
+	return d
+}
+
+// forbidden is the 403 answer: JSON, or a small HTML page for a browser
+// navigation; CORS headers as for 401.
+func forbidden(r *Request, app *policies.Application, reason Reason, policy string) Decision {
+	d := Decision{Verdict: Deny, Status: 403, Reason: reason, Policy: policy}
+	h := make([]Header, 0, 6)
+	if isNavigation(r) {
+		h = append(h, Header{Key: hdrContentType, Value: contentHTML})
+		d.Body = forbiddenPage(reason)
+	} else {
+		h = append(h, Header{Key: hdrContentType, Value: contentJSON})
+		d.Body = `{"error":"forbidden","reason":"` + string(reason) + `"}`
+	}
+	h = append(h, Header{Key: hdrCacheControl, Value: noStore})
+	if app != nil {
+		d.Application = app.Name
+		h = appendCORS(h, r, app)
+	}
+	d.ResponseHeaders = h
+	return d
+}
+
+func forbiddenPage(reason Reason) string {
+	return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>403 Forbidden</title></head>" +
+		"<body><h1>Forbidden</h1><p>You do not have access to this application.</p>" +
+		"<p>Reason: <code>" + string(reason) + "</code></p></body></html>\n"
+}
+
+// unauthenticated answers a request without a valid Access token: a 302 to
+// the login page for a browser navigation (when the application redirects),
+// else a 401 with JSON a web app can read cross-origin (contract section 4).
+func unauthenticated(r *Request, app *policies.Application, host string, reason Reason, api bool) Decision {
+	d := Decision{Verdict: Deny, Reason: reason, Application: app.Name}
+	if !api && app.Unauthenticated == policies.UnauthRedirect && isNavigation(r) {
+		d.Status = 302
+		d.ResponseHeaders = []Header{
+			{Key: hdrLocation, Value: app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))},
+			{Key: hdrCacheControl, Value: noStore},
+		}
+		return d
+	}
+	redirect := originalURL(r)
+	if ref := r.Headers["referer"]; ref != "" && refererAllowed(ref, host, app) {
+		redirect = ref
+	}
+	login := app.Issuer.LoginURL.Render(host, app.Audience, redirect)
+	d.Status = 401
+	d.Body = `{"error":"unauthenticated","reason":"` + string(reason) + `","login_url":` + jsonString(login) + `}`
+	h := make([]Header, 0, 7)
+	h = append(h,
+		Header{Key: hdrContentType, Value: contentJSON},
+		Header{Key: hdrCacheControl, Value: noStore},
+		Header{Key: hdrWWWAuthenticate, Value: app.WWWAuthenticate},
+	)
+	d.ResponseHeaders = appendCORS(h, r, app)
+	return d
+}
+
+// isNavigation reports whether r is a browser navigation: GET or HEAD whose
+// Sec-Fetch-Mode is navigate, or with no Sec-Fetch-Mode and an Accept that
+// contains text/html; never with X-Requested-With: XMLHttpRequest.
+func isNavigation(r *Request) bool {
+	if r.Method != "GET" && r.Method != "HEAD" {
+		return false
+	}
+	if strings.EqualFold(r.Headers["x-requested-with"], "XMLHttpRequest") {
+		return false
+	}
+	if mode, ok := r.Headers["sec-fetch-mode"]; ok {
+		return strings.EqualFold(mode, "navigate")
+	}
+	return containsFold(r.Headers["accept"], "text/html")
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// originalURL is the full URL the client asked for: scheme, :authority as
+// sent (port kept), then the path with its query.
+func originalURL(r *Request) string {
+	scheme := r.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.Path
+}
+
+// refererAllowed reports whether a Referer is a page the user should land
+// back on after logging in: on an allowed Origin or on the application's own
+// host.
+func refererAllowed(ref, host string, app *policies.Application) bool {
+	scheme, rest, ok := strings.Cut(ref, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return false
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if app.CORS != nil && app.CORS.OriginAllowed(ref[:len(scheme)+3+len(authority)]) {
+		return true
+	}
+	refHost, ok := normalizeHost(authority)
+	return ok && refHost == host
+}
+
+// jsonString quotes s as a JSON string. The login URL is query-escaped, so
+// this rarely has anything to escape, but a configured template may.
+func jsonString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			default:
+				b.WriteString(`\u00`)
+				b.WriteByte("0123456789abcdef"[c>>4])
+				b.WriteByte("0123456789abcdef"[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(`\ufffd`)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
+	return b.String()
+}
