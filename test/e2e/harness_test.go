@@ -360,6 +360,7 @@ func newWeb(t *testing.T) (*httptest.Server, int) {
 // env is one running stack: accessgate, Envoy, the origin and the web pages.
 type env struct {
 	t          *testing.T
+	host       string // the application's host, sent as Host with Envoy's port
 	keys       *keys
 	origin     *origin
 	accessgate *proc
@@ -369,7 +370,7 @@ type env struct {
 	client     *http.Client
 }
 
-func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", appHost, e.envoyPort) }
+func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", e.host, e.envoyPort) }
 func (e *env) pageOrigin() string {
 	return fmt.Sprintf("http://%s:%d", pageHost, e.webPort)
 }
@@ -415,17 +416,8 @@ applications:
 // newEnv starts the whole stack and waits until it is ready.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	envoyBin := envoyPath(t)
-	agBin := accessgatePath(t)
-	e := &env{t: t, keys: newKeys(t), origin: newOrigin(t)}
+	e := &env{t: t, keys: newKeys(t), host: appHost}
 	_, e.webPort = newWeb(t)
-	e.client = &http.Client{
-		Transport:     &http.Transport{Proxy: nil},
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	t.Cleanup(e.client.CloseIdleConnections)
-
 	dir := t.TempDir()
 	policy := strings.NewReplacer(
 		"{{ISSUER}}", issuerID,
@@ -437,6 +429,24 @@ func newEnv(t *testing.T) *env {
 	policyFile := filepath.Join(dir, "policy.yaml")
 	write(t, policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), e.keys.jwks)
+	e.start(t, policyFile)
+	return e
+}
+
+// start runs accessgate on policyFile, the origin and Envoy, and waits until
+// they are ready. e.host is the application's host.
+func (e *env) start(t *testing.T, policyFile string) {
+	t.Helper()
+	envoyBin := envoyPath(t)
+	agBin := accessgatePath(t)
+	e.origin = newOrigin(t)
+	e.client = &http.Client{
+		Transport:     &http.Transport{Proxy: nil},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(e.client.CloseIdleConnections)
+	dir := t.TempDir()
 
 	grpcPort, httpPort := freePort(t), freePort(t)
 	e.accessgate = start(t, "accessgate", agBin, "serve", "--config", policyFile,
@@ -469,7 +479,6 @@ func newEnv(t *testing.T) *env {
 		func(r *http.Response, b []byte) bool {
 			return r.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "LIVE"
 		})
-	return e
 }
 
 func write(t *testing.T, file string, data []byte) {
@@ -509,7 +518,7 @@ func (e *env) send(t *testing.T, method, target string, hdr map[string]string) *
 		t.Fatal(err)
 	}
 	req.URL.Opaque = target
-	req.Host = fmt.Sprintf("%s:%d", appHost, e.envoyPort)
+	req.Host = fmt.Sprintf("%s:%d", e.host, e.envoyPort)
 	for k, v := range hdr {
 		if v != "" {
 			req.Header[k] = []string{v} // as written, not canonicalized
