@@ -18,9 +18,10 @@ const maxHeaderBytes = 64 << 10
 // whole on reload (atomic pointer, no read lock), so a Decide in flight
 // always sees one complete Set.
 type Engine struct {
-	set      atomic.Pointer[policies.Set]
-	verifier *Verifier
-	now      func() time.Time
+	set       atomic.Pointer[policies.Set]
+	verifier  *Verifier
+	now       func() time.Time
+	tokenOpts []VerifierOption
 }
 
 // Option configures an Engine.
@@ -29,6 +30,12 @@ type Option func(*Engine)
 // WithClock sets the clock used for token and service-token expiry (tests).
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
 
+// WithTokenCache bounds the verified-token cache to n entries; n <= 0 turns
+// it off.
+func WithTokenCache(n int) Option {
+	return func(e *Engine) { e.tokenOpts = append(e.tokenOpts, WithVerifierCache(n)) }
+}
+
 // New returns an Engine that verifies tokens with keys from ks. Call Swap
 // before Decide.
 func New(ks KeySource, opts ...Option) *Engine {
@@ -36,18 +43,26 @@ func New(ks KeySource, opts ...Option) *Engine {
 	for _, o := range opts {
 		o(e)
 	}
-	e.verifier = NewVerifier(ks, e.now)
+	e.verifier = NewVerifier(ks, e.now, e.tokenOpts...)
 	return e
 }
 
-// Swap makes set the live policy Set.
-func (e *Engine) Swap(set *policies.Set) { e.set.Store(set) }
+// Swap makes set the live policy Set. Cached token verifications are
+// dropped with the old set, so a reload never serves a verdict reached under
+// the previous issuers.
+func (e *Engine) Swap(set *policies.Set) {
+	if old := e.set.Swap(set); old != nil && old != set {
+		e.verifier.Purge()
+	}
+}
 
 // Set returns the live policy Set (nil before the first Swap).
 func (e *Engine) Set() *policies.Set { return e.set.Load() }
 
-// Verifier returns the engine's token verifier.
-func (e *Engine) Verifier() *Verifier { return e.verifier }
+// KeysChanged drops every cached token verification. Wire it to the key
+// manager's change hook, so memory held for rotated keys is freed at once
+// (a cached entry is also re-checked against the live key on every hit).
+func (e *Engine) KeysChanged() { e.verifier.Purge() }
 
 // Decide answers one request, following contract section 3 step by step. A
 // bad request or token is a Decision, never an error; Decide does not panic
