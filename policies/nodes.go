@@ -21,9 +21,14 @@ type parser struct {
 	file string // as given, for error positions
 	dir  string // jwks_file paths are relative to it
 	errs ErrorList
+	seen map[Error]bool // an aliased node is walked once per alias
 	work int
-	over bool // maxWork exceeded: stop descending and reporting
+	over bool // maxWork or maxErrors exceeded: stop descending and reporting
 }
+
+// maxErrors keeps a generated or corrupt file from producing an error list
+// larger than anyone reads.
+const maxErrors = 1000
 
 // errorf records a problem at n's position (1:1 when n carries none).
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -34,7 +39,19 @@ func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 	if n != nil && n.Line > 0 {
 		line, col = n.Line, max(n.Column, 1)
 	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
+	e := Error{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
+	if p.seen[e] {
+		return
+	}
+	if p.seen == nil {
+		p.seen = map[Error]bool{}
+	}
+	p.seen[e] = true
+	if len(p.errs) == maxErrors {
+		e.Msg = fmt.Sprintf("more than %d problems; fix these first", maxErrors)
+		p.over = true
+	}
+	p.errs = append(p.errs, &e)
 }
 
 // pos formats n's position for messages that point at a second place.
