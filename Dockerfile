@@ -9,7 +9,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/accessgate ./cmd/accessgate
+# docker build --build-arg VERSION=v1.2.3 . stamps `accessgate version`.
+ARG VERSION=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/accessgate ./cmd/accessgate
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/accessgate /usr/local/bin/accessgate

@@ -171,6 +171,8 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	// One log line per accessgate decision, printed when a test fails.
+	p.cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// Its own group, so a launcher (the pip `envoy` is a pyenv shim) and
 	// the real binary stop together.
