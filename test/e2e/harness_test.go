@@ -58,9 +58,10 @@ const (
 )
 
 var (
-	binDir   string // the accessgate binary is built here once
-	binPath  string // the accessgate binary the tests run
-	buildErr error
+	binDir    string // TestMain's temporary folder; the binary is built here
+	buildOnce sync.Once
+	binPath   string // the accessgate binary the tests run
+	buildErr  error
 )
 
 func TestMain(m *testing.M) {
@@ -70,22 +71,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	if bin := os.Getenv("ACCESSGATE_BIN"); bin != "" {
-		// A prebuilt binary (a release candidate, say) instead of a fresh build.
-		binPath = bin
-		os.Exit(runAndClean(m, dir))
-	}
-	binPath = filepath.Join(dir, "accessgate")
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "accessgate"), "github.com/accessgate/accessgate/cmd/accessgate")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build ./cmd/accessgate: %w\n%s", err, out)
-	}
-	os.Exit(runAndClean(m, dir))
-}
-
-func runAndClean(m *testing.M, dir string) int {
-	defer os.RemoveAll(dir)
-	return m.Run()
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // need finds a tool the tests cannot run without. With CI set a missing tool
@@ -120,8 +108,21 @@ func chromiumPath(t *testing.T) string {
 	}, "chromium", "apt-get install -y chromium")
 }
 
+// accessgatePath builds ./cmd/accessgate once per test binary, or returns
+// ACCESSGATE_BIN (a prebuilt binary, a release candidate say).
 func accessgatePath(t *testing.T) string {
 	t.Helper()
+	buildOnce.Do(func() {
+		if bin := os.Getenv("ACCESSGATE_BIN"); bin != "" {
+			binPath = bin
+			return
+		}
+		binPath = filepath.Join(binDir, "accessgate")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/accessgate/accessgate/cmd/accessgate").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/accessgate: %w\n%s", err, out)
+		}
+	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
