@@ -41,14 +41,25 @@ func preflight(r *Request, c *policies.CORS) (Reason, []Header) {
 		return ReasonPreflightOrigin, nil
 	}
 	method := r.Headers[hdrACRM]
-	if !c.AllowAllMethods {
-		if _, ok := c.Methods[method]; !ok {
+	if c.AllowAllMethods {
+		// Echoed back: only a real method name may be, never a value
+		// carrying CR, LF or other bytes into a response header.
+		if !isToken(method) {
 			return ReasonPreflightMethod, nil
 		}
+	} else if _, ok := c.Methods[method]; !ok {
+		return ReasonPreflightMethod, nil
 	}
 	requested := strings.TrimSpace(r.Headers[hdrACRH])
-	if requested != "" && !c.AllowAllHeaders && !headersAllowed(requested, c.Headers) {
-		return ReasonPreflightHeader, nil
+	if requested != "" {
+		if c.AllowAllHeaders {
+			// Echoed back as well: a list of header names, nothing else.
+			if !headersAllowed(requested, nil) {
+				return ReasonPreflightHeader, nil
+			}
+		} else if !headersAllowed(requested, c.Headers) {
+			return ReasonPreflightHeader, nil
+		}
 	}
 	privateNetwork := strings.EqualFold(strings.TrimSpace(r.Headers[hdrACRPN]), valueTrue)
 	if privateNetwork && !c.AllowPrivateNetwork {
@@ -83,16 +94,40 @@ func preflight(r *Request, c *policies.CORS) (Reason, []Header) {
 }
 
 // headersAllowed reports whether every name of a comma-separated
-// Access-Control-Request-Headers list is in allowed (lower-cased names).
+// Access-Control-Request-Headers list is in allowed (lower-cased names); a
+// nil allowed (allow_all_headers) admits any name that is a token.
 func headersAllowed(list string, allowed map[string]struct{}) bool {
 	for list != "" {
 		var name string
 		name, list, _ = strings.Cut(list, ",")
-		name = strings.TrimSpace(name)
+		name = strings.Trim(name, " \t")
 		if name == "" {
 			continue
 		}
+		if allowed == nil {
+			if !isToken(name) {
+				return false
+			}
+			continue
+		}
 		if _, ok := allowed[lower(name)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a method
+// and of a header name: no space, control character, separator or byte
+// above 0x7e.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}

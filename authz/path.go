@@ -7,7 +7,8 @@ import "strings"
 // percent-encoded unreserved characters are decoded and repeated slashes are
 // merged. ok is false for a path the gate must refuse with 400: not
 // absolute, invalid percent-encoding, an encoded slash, backslash or NUL, or
-// a "." or ".." segment (also once decoded).
+// a "." or ".." segment (also once decoded), or an overlong UTF-8 sequence
+// (%c0%ae, a lenient decoder's ".").
 //
 // The common case, a clean path, returns a substring of raw without
 // allocating.
@@ -23,13 +24,23 @@ func NormalizePath(raw string) (path string, ok bool) {
 	}
 	var b strings.Builder
 	b.Grow(len(raw))
+	var prev byte // the previous byte once decoded, to spot overlong UTF-8
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		if c == '%' {
+		if c != '%' {
+			if isOverlong(prev, c) {
+				return "", false
+			}
+			prev = c
+		} else {
 			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
 				return "", false
 			}
 			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			if isOverlong(prev, d) {
+				return "", false
+			}
+			prev = d
 			switch {
 			case d == '/' || d == '\\' || d == 0:
 				return "", false
@@ -56,9 +67,30 @@ func NormalizePath(raw string) (path string, ok bool) {
 }
 
 // isCleanPath reports whether p needs no rewriting: no percent sign, no
-// repeated slash and no dot segment.
+// repeated slash, no dot segment and only ASCII (raw UTF-8 is rare, and
+// checked for overlong forms on the slow path).
 func isCleanPath(p string) bool {
-	return strings.IndexByte(p, '%') < 0 && !strings.Contains(p, "//") && !hasDotSegment(p)
+	return strings.IndexByte(p, '%') < 0 && !strings.Contains(p, "//") && isASCII(p) && !hasDotSegment(p)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isOverlong reports whether byte c, after prev, makes an overlong UTF-8
+// sequence: C0 and C1 only ever start one (%c0%ae is ".", %c0%af "/"), as do
+// E0 80..9F and F0 80..8F. No valid UTF-8 has them, but a lenient decoder
+// in an origin turns them into the dot-segments and slashes the gate
+// refuses, so they are refused as well.
+func isOverlong(prev, c byte) bool {
+	return c == 0xc0 || c == 0xc1 ||
+		prev == 0xe0 && 0x80 <= c && c <= 0x9f ||
+		prev == 0xf0 && 0x80 <= c && c <= 0x8f
 }
 
 // hasDotSegment reports whether p, an absolute path, has a "." or ".."
