@@ -67,11 +67,12 @@ func forward(r *Request, app *policies.Application, reason Reason, policy string
 	}
 	switch {
 	case id != nil && app != nil && app.IdentityHeaders:
+		// Precomputed when the token was verified: a cached token
+		// forwards without allocating.
+		d.Headers = id.forwardHeaders()
 		if id.Email != "" {
-			d.Headers = []Header{{Key: hdrUserEmail, Value: id.Email}, {Key: hdrJWTAssertion, Value: id.Token}}
 			d.HeadersToRemove = removeButToken
 		} else {
-			d.Headers = []Header{{Key: hdrJWTAssertion, Value: id.Token}}
 			d.HeadersToRemove = removeButEmailLn
 		}
 	case svc != nil:
@@ -88,26 +89,63 @@ func forward(r *Request, app *policies.Application, reason Reason, policy string
 
 // forbidden is the 403 answer: JSON, or a small HTML page for a browser
 // navigation; CORS headers as for 401.
+//
+// Bodies and the headers without CORS are the same for every request, so
+// they are built once (forbiddenAnswers) and shared; only an answer with
+// CORS headers gets a slice of its own.
 func forbidden(r *Request, app *policies.Application, reason Reason, policy string) Decision {
 	d := Decision{Verdict: Deny, Status: 403, Reason: reason, Policy: policy}
-	h := make([]Header, 0, 6)
 	if isNavigation(r) {
-		h = append(h, Header{Key: hdrContentType, Value: contentHTML})
+		d.ResponseHeaders = forbiddenHTMLHeaders
 		d.Body = forbiddenPage(reason)
 	} else {
-		h = append(h, Header{Key: hdrContentType, Value: contentJSON})
-		d.Body = `{"error":"forbidden","reason":"` + string(reason) + `"}`
+		d.ResponseHeaders = forbiddenJSONHeaders
+		d.Body = forbiddenJSON(reason)
 	}
-	h = append(h, Header{Key: hdrCacheControl, Value: noStore})
 	if app != nil {
 		d.Application = app.Name
-		h = appendCORS(h, r, app)
+		if app.CORS != nil {
+			// forbidden*Headers are at full capacity: the append copies.
+			d.ResponseHeaders = appendCORS(d.ResponseHeaders, r, app)
+		}
 	}
-	d.ResponseHeaders = h
 	return d
 }
 
+// Shared, read-only 403 headers (full capacity, so an append copies).
+var (
+	forbiddenJSONHeaders = []Header{{Key: hdrContentType, Value: contentJSON}, {Key: hdrCacheControl, Value: noStore}}
+	forbiddenHTMLHeaders = []Header{{Key: hdrContentType, Value: contentHTML}, {Key: hdrCacheControl, Value: noStore}}
+)
+
+// forbiddenBodies holds the 403 bodies of every reason code, built once.
+var forbiddenBodies = func() map[Reason][2]string {
+	m := make(map[Reason][2]string, len(Reasons))
+	for _, r := range Reasons {
+		m[r] = [2]string{buildForbiddenJSON(r), buildForbiddenPage(r)}
+	}
+	return m
+}()
+
+func forbiddenJSON(reason Reason) string {
+	if b, ok := forbiddenBodies[reason]; ok {
+		return b[0]
+	}
+	return buildForbiddenJSON(reason)
+}
+
 func forbiddenPage(reason Reason) string {
+	if b, ok := forbiddenBodies[reason]; ok {
+		return b[1]
+	}
+	return buildForbiddenPage(reason)
+}
+
+func buildForbiddenJSON(reason Reason) string {
+	return `{"error":"forbidden","reason":"` + string(reason) + `"}`
+}
+
+func buildForbiddenPage(reason Reason) string {
 	return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>403 Forbidden</title></head>" +
 		"<body><h1>Forbidden</h1><p>You do not have access to this application.</p>" +
 		"<p>Reason: <code>" + string(reason) + "</code></p></body></html>\n"

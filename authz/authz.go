@@ -45,6 +45,12 @@ type Header struct {
 }
 
 // Decision is the answer for one Request.
+//
+// Its slices (Headers, HeadersToRemove, ResponseHeaders) may be shared with
+// other decisions: answers that are the same for every request are built
+// once, at load or from a cached token, and handed out as they are. Treat
+// them as read-only; copy before changing one (an append to a shared slice
+// always reallocates, since they are kept at full capacity).
 type Decision struct {
 	Verdict Verdict
 	// Status is 200 for a forward, else the HTTP status of the direct answer.

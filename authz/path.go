@@ -69,14 +69,28 @@ func NormalizePath(raw string) (path string, ok bool) {
 // isCleanPath reports whether p needs no rewriting: no percent sign, no
 // repeated slash, no dot segment and only ASCII (raw UTF-8 is rare, and
 // checked for overlong forms on the slow path).
+//
+// One pass over p, as it runs on every request.
 func isCleanPath(p string) bool {
-	return strings.IndexByte(p, '%') < 0 && !strings.Contains(p, "//") && isASCII(p) && !hasDotSegment(p)
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '%' || c >= 0x80:
 			return false
+		case c == '/':
+			rest := p[i+1:]
+			if rest == "" {
+				continue
+			}
+			switch rest[0] {
+			case '/':
+				return false
+			case '.':
+				// A "." or ".." segment: the end or a slash follows.
+				if len(rest) == 1 || rest[1] == '/' ||
+					rest[1] == '.' && (len(rest) == 2 || rest[2] == '/') {
+					return false
+				}
+			}
 		}
 	}
 	return true

@@ -55,6 +55,28 @@ type Identity struct {
 	Claims map[string]any
 	// Expires is the `exp` claim.
 	Expires time.Time
+
+	// headers are the identity headers a forward sets for this token
+	// (see forward), built once when the token is verified so that a
+	// cached token forwards without allocating. Read-only, shared.
+	headers []Header
+}
+
+// forwardHeaders returns the identity headers a forward sets for id:
+// Cf-Access-Authenticated-User-Email (when the token has an email) and
+// Cf-Access-Jwt-Assertion. The slice is read-only and at full capacity.
+func (id *Identity) forwardHeaders() []Header {
+	if id.headers != nil {
+		return id.headers
+	}
+	return buildForwardHeaders(id.Email, id.Token)
+}
+
+func buildForwardHeaders(email, token string) []Header {
+	if email != "" {
+		return []Header{{Key: hdrUserEmail, Value: email}, {Key: hdrJWTAssertion, Value: token}}
+	}
+	return []Header{{Key: hdrJWTAssertion, Value: token}}
 }
 
 // maxTokenSize is the longest token accepted (contract section 3, step 4).
@@ -215,6 +237,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, app *policies.Appli
 		Claims:  p.claims,
 		Expires: c.exp,
 	}
+	id.headers = buildForwardHeaders(id.Email, token)
 	if _, ok := p.claims["aud"]; ok {
 		p.claims["aud"] = c.aud
 	}

@@ -6,6 +6,9 @@ import "strings"
 // net/http's readCookies does, so a huge header cannot make the scan costly.
 const maxCookies = 64
 
+// cookieName is the Access token's cookie; names are case-sensitive.
+const cookieName = "CF_Authorization"
+
 // TokenFrom returns the Access token from the first source present in h
 // (CF_Authorization cookie, cf-access-jwt-assertion, cf-access-token,
 // Authorization: Bearer), or "" when none is. h has lower-case names.
@@ -47,11 +50,14 @@ func TokenFrom(h map[string]string) string {
 // header ("a=1; b=2", several headers joined with "; "), with one pair of
 // surrounding double quotes removed as RFC 6265 allows.
 func cookieToken(s string) string {
+	if !strings.Contains(s, cookieName) {
+		return "" // no such cookie: one vectorized search instead of the scan
+	}
 	for n := 0; s != "" && n < maxCookies; n++ {
 		var part string
 		part, s, _ = strings.Cut(s, ";")
 		name, val, ok := strings.Cut(part, "=")
-		if !ok || strings.TrimSpace(name) != "CF_Authorization" {
+		if !ok || strings.TrimSpace(name) != cookieName {
 			continue
 		}
 		val = strings.TrimSpace(val)
