@@ -110,7 +110,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 
 	// 3. bypass and service_auth policies, in file order.
 	for _, p := range app.PreAuth {
-		if !policyApplies(p, path) {
+		if !p.CoversPath(path) {
 			continue
 		}
 		switch p.Action {
@@ -142,7 +142,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 
 	// 5. block and allow policies, in file order: the first match decides.
 	for _, p := range app.PostAuth {
-		if !policyApplies(p, path) || !s.matches(p) {
+		if !p.CoversPath(path) || !s.matches(p) {
 			continue
 		}
 		if p.Action == policies.ActionBlock {

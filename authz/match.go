@@ -71,29 +71,6 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 	return false
 }
 
-// policyApplies reports whether p covers path (its `paths` limit).
-func policyApplies(p *policies.Policy, path string) bool {
-	if len(p.Paths) == 0 {
-		return true
-	}
-	for _, prefix := range p.Paths {
-		if pathHasPrefix(path, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// pathHasPrefix reports whether prefix covers path on segment boundaries:
-// "/v1" covers "/v1" and "/v1/x", never "/v10".
-func pathHasPrefix(path, prefix string) bool {
-	if prefix == "/" {
-		return true
-	}
-	return strings.HasPrefix(path, prefix) &&
-		(len(path) == len(prefix) || path[len(prefix)] == '/' || prefix[len(prefix)-1] == '/')
-}
-
 // matches reports whether p matches s: at least one include, every require,
 // no exclude.
 func (s *subject) matches(p *policies.Policy) bool {
