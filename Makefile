@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 SMOKETIME ?= 3s
 PKGS       = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: run build test fmt-check vet unit fuzz-smoke e2e bench fuzz lint clean
+.PHONY: run build test fmt-check vet unit fuzz-smoke e2e bench bench-load fuzz lint clean
 
 run: ## start accessgate on the built-in demo configuration
 	$(GO) run ./cmd/accessgate serve
@@ -37,8 +37,26 @@ fuzz:
 e2e:
 	$(GO) test -count=1 -timeout 15m ./test/...
 
+# Benchmarks (docs/benchmarks.md). Not part of `make test`: they measure,
+# never assert. BENCHCOUNT=10 for figures worth recording; benchstat from
+# `go install golang.org/x/perf/cmd/benchstat@latest` summarizes them when
+# installed. bench-load prints the side-by-side ratio table; LOADSOAK=5m is
+# the issue's sustained run with heap profiles (in bin/bench/).
+BENCHCOUNT ?= 3
+LOADTIME   ?= 5s
+LOADSOAK   ?= 30s
+BENCHSTAT  ?= $(shell command -v benchstat || echo $$($(GO) env GOPATH)/bin/benchstat)
+
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+	@mkdir -p bin/bench
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) $(PKGS) > bin/bench/micro.txt; st=$$?; cat bin/bench/micro.txt; exit $$st
+	@if [ -x "$(BENCHSTAT)" ]; then "$(BENCHSTAT)" bin/bench/micro.txt; else echo "benchstat not installed: go install golang.org/x/perf/cmd/benchstat@latest"; fi
+	$(MAKE) bench-load
+
+bench-load:
+	@mkdir -p bin/bench
+	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./test/load/cmd/loadgen
+	bin/loadgen -duration $(LOADTIME) -soak $(LOADSOAK) -out bin/bench
 
 lint: fmt-check vet
 
