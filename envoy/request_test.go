@@ -7,6 +7,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/accessgate/accessgate/authz"
 )
 
 // checkRequest builds an Envoy-shaped CheckRequest.
@@ -143,7 +145,7 @@ func FuzzRequestFrom(f *testing.F) {
 		}
 		// Whatever the request, the answer is a valid CheckResponse.
 		if !ok {
-			d := badRequest()
+			d := authz.BadRequest()
 			if err := response(&d).ValidateAll(); err != nil {
 				t.Fatal(err)
 			}

@@ -98,7 +98,7 @@ var goldenDecisions = []struct {
 		},
 		wantCode: codes.PermissionDenied,
 	},
-	{name: "bad_request", give: badRequest(), wantCode: codes.PermissionDenied},
+	{name: "bad_request", give: authz.BadRequest(), wantCode: codes.PermissionDenied},
 }
 
 func TestResponseGolden(t *testing.T) {

@@ -74,6 +74,9 @@ func NewServer(d Decider, log *zap.Logger, opts ...Option) *Server {
 	return s
 }
 
+// ServiceName is the gRPC name of the ext_authz service, for health checks.
+const ServiceName = "envoy.service.auth.v3.Authorization"
+
 // Register registers s as the Authorization service of g.
 func (s *Server) Register(g grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(g, s) }
 
@@ -87,7 +90,7 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	if ok {
 		d = s.d.Decide(ctx, r)
 	} else {
-		d = badRequest()
+		d = authz.BadRequest()
 	}
 	took := time.Since(start)
 	if s.observer != nil {
@@ -108,21 +111,4 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 		)
 	}
 	return response(&d), nil
-}
-
-// badRequest is the contract's 400 answer for a malformed request.
-//
-// TODO: use authz.BadRequest() once the engine exports it, so that there is
-// one definition of this answer.
-func badRequest() authz.Decision {
-	return authz.Decision{
-		Verdict: authz.Deny,
-		Status:  400,
-		Reason:  authz.ReasonBadRequest,
-		ResponseHeaders: []authz.Header{
-			{Key: "content-type", Value: "application/json"},
-			{Key: "cache-control", Value: "no-store"},
-		},
-		Body: `{"error":"bad_request","reason":"bad_request"}`,
-	}
 }

@@ -222,3 +222,9 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestServiceName(t *testing.T) {
+	if got := authv3.Authorization_ServiceDesc.ServiceName; got != ServiceName {
+		t.Errorf("ServiceName = %q, want %q", ServiceName, got)
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/accessgate/accessgate/authz"
+)
+
+// Metric label values for results.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+)
+
+// metrics are the Prometheus metrics of a serving process, in a registry of
+// their own (no global state, so tests can run several).
+type metrics struct {
+	reg        *prometheus.Registry
+	decisions  *prometheus.CounterVec
+	latency    prometheus.Histogram
+	reloads    *prometheus.CounterVec
+	jwks       *prometheus.CounterVec
+	lastReload prometheus.Gauge
+
+	// counters caches the decisions counter of each reason and application:
+	// CounterVec.WithLabelValues hashes and allocates on every call, a
+	// lookup in this copy-on-write map does neither.
+	counters atomic.Pointer[map[decisionKey]prometheus.Counter]
+	mu       sync.Mutex // serializes writers of counters
+}
+
+type decisionKey struct {
+	reason authz.Reason
+	app    string
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessgate_decisions_total",
+			Help: "Decisions made, by reason code and application (\"\" when no application matched).",
+		}, []string{"reason", "application"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "accessgate_check_duration_seconds",
+			Help: "Time to decide one ext_authz check, from CheckRequest to CheckResponse.",
+			Buckets: []float64{
+				0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+				0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+			},
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessgate_config_reloads_total",
+			Help: "Policy file loads (at start and on change), by result (success, failure).",
+		}, []string{"result"}),
+		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessgate_jwks_fetches_total",
+			Help: "JWKS fetches, by issuer name and result (success, failure).",
+		}, []string{"issuer", "result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accessgate_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful policy file load.",
+		}),
+	}
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "accessgate_build_info",
+		Help: "Always 1; the version label says which build runs.",
+	}, []string{"version"})
+	info.WithLabelValues(buildVersion()).Set(1)
+	m.reloads.WithLabelValues(resultSuccess)
+	m.reloads.WithLabelValues(resultFailure)
+	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	empty := map[decisionKey]prometheus.Counter{}
+	m.counters.Store(&empty)
+	return m
+}
+
+// observe counts one decision; it is the envoy server's Observer.
+func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
+	m.latency.Observe(took.Seconds())
+	k := decisionKey{d.Reason, d.Application}
+	c, ok := (*m.counters.Load())[k]
+	if !ok {
+		c = m.counter(k)
+	}
+	c.Inc()
+}
+
+// counter returns k's counter, adding it to the cache.
+func (m *metrics) counter(k decisionKey) prometheus.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.counters.Load()
+	if c, ok := old[k]; ok {
+		return c
+	}
+	c := m.decisions.WithLabelValues(string(k.reason), k.app)
+	next := make(map[decisionKey]prometheus.Counter, len(old)+1)
+	for kk, v := range old {
+		next[kk] = v
+	}
+	next[k] = c
+	m.counters.Store(&next)
+	return c
+}
+
+// reloaded counts a policy file load.
+func (m *metrics) reloaded(ok bool, now time.Time) {
+	if !ok {
+		m.reloads.WithLabelValues(resultFailure).Inc()
+		return
+	}
+	m.reloads.WithLabelValues(resultSuccess).Inc()
+	m.lastReload.Set(float64(now.UnixNano()) / 1e9)
+}
+
+// jwksFetched counts a JWKS fetch; it is the key manager's fetch hook.
+func (m *metrics) jwksFetched(issuer string, err error) {
+	r := resultSuccess
+	if err != nil {
+		r = resultFailure
+	}
+	m.jwks.WithLabelValues(issuer, r).Inc()
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
+	"github.com/accessgate/accessgate/envoy"
+	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/policies/keys"
+)
+
+// gRPC server limits.
+const (
+	// grpcMaxRecvMsgSize bounds one CheckRequest. Requests carry headers
+	// (the contract refuses more than 64 KiB of them, and Envoy's own
+	// default limit is 60 KiB) and, only if Envoy is told to, a body that
+	// accessgate never reads; 4 MiB leaves room for generous header
+	// limits and small bodies. A larger message is refused with
+	// RESOURCE_EXHAUSTED, which Envoy treats as a failed check (denied
+	// with failure_mode_allow: false).
+	grpcMaxRecvMsgSize = 4 << 20
+	// grpcMaxConcurrentStreams bounds the checks in flight on one HTTP/2
+	// connection. Envoy opens another connection when it needs more, so
+	// this caps per-connection memory, not throughput.
+	grpcMaxConcurrentStreams = 1024
+)
+
+// gate is the running server's live state: the engine and key manager, and
+// how to reload them.
+type gate struct {
+	log     *zap.Logger
+	path    string
+	engine  *authz.Engine
+	keys    *keys.Manager
+	metrics *metrics
+	ctx     context.Context // cancelled at shutdown; bounds key syncs
+	live    atomic.Pointer[authz.Engine]
+}
+
+// keysChanged tells the engine that the keys served changed, so that it
+// drops verifications made with keys that may be gone. It is the key
+// manager's change hook, which may fire from a fetcher before the engine
+// exists, hence the atomic load.
+func (g *gate) keysChanged() {
+	if e := g.live.Load(); e != nil {
+		e.KeysChanged()
+	}
+}
+
+// load makes set live: keys first (so that tokens of a new issuer verify as
+// soon as its policies apply), then the set, atomically.
+func (g *gate) load(set *policies.Set) {
+	ctx, cancel := context.WithTimeout(g.ctx, keySyncTimeout)
+	g.keys.Sync(ctx, set)
+	cancel()
+	g.engine.Swap(set) // also drops the verified-token cache
+	g.metrics.reloaded(true, time.Now())
+	if missing := g.keys.Ready(set); len(missing) > 0 {
+		g.log.Warn("issuers without usable keys, not ready", zap.Strings("issuers", missing))
+	}
+}
+
+// reload parses data as the policy file and makes it live; on failure it
+// logs every problem and keeps the previous set.
+func (g *gate) reload(data []byte) {
+	set, err := policies.Parse(g.path, data)
+	if err != nil {
+		g.metrics.reloaded(false, time.Now())
+		var list policies.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				g.log.Error("invalid policy file", zap.String("problem", e.Error()))
+			}
+		} else {
+			g.log.Error("invalid policy file", zap.Error(err))
+		}
+		g.log.Warn("keeping previous config", zap.String("config", g.path))
+		return
+	}
+	g.load(set)
+	g.log.Info("config reloaded", zap.String("config", g.path), zap.Int("applications", len(set.Applications)))
+}
+
+// ready reports whether the gate can decide: a set is loaded and every
+// issuer has usable keys. why says what is missing.
+func (g *gate) ready() (ok bool, why string) {
+	set := g.engine.Set()
+	if set == nil {
+		return false, "no policy loaded"
+	}
+	if missing := g.keys.Ready(set); len(missing) > 0 {
+		return false, "no usable keys for issuers: " + strings.Join(missing, ", ")
+	}
+	return true, ""
+}
+
+// serve implements `accessgate serve`.
+func (c *cli) serve(ctx context.Context, args []string) int {
+	fs := c.flagSet("serve")
+	config := fs.String("config", c.env(envConfig, ""), "policy file; none runs the built-in demo (env "+envConfig+")")
+	grpcAddr := fs.String("grpc-addr", c.env(envGRPCAddr, defaultGRPCAddr), "ext_authz gRPC listen address (env "+envGRPCAddr+")")
+	httpAddr := fs.String("http-addr", c.env(envHTTPAddr, defaultHTTPAddr), "/healthz, /readyz and /metrics listen address (env "+envHTTPAddr+")")
+	logLevel := fs.String("log-level", c.env(envLogLevel, "info"), "debug, info, warn or error; debug logs one line per decision (env "+envLogLevel+")")
+	logFormat := fs.String("log-format", c.env(envLogFormat, "json"), "json or console (env "+envLogFormat+")")
+	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long SIGTERM waits for in-flight checks")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	log, err := newLogger(*logLevel, *logFormat, c.stderr)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return exitUsage
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+
+	sigs := c.signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+
+	path := *config
+	var demo *demoFiles
+	if path == "" {
+		demo, err = writeDemo(time.Now())
+		if err != nil {
+			log.Error("demo mode", zap.Error(err))
+			return exitFail
+		}
+		defer os.RemoveAll(demo.dir)
+		path = demo.policy
+		log.Warn("demo mode, not for production", zap.String("config", path))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: read policy file: %v\n", err)
+		return exitFail
+	}
+	set, err := policies.Parse(path, data)
+	if err != nil {
+		c.printLoadError(err)
+		return exitFail
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := newMetrics()
+	g := &gate{log: log, path: path, metrics: m, ctx: ctx}
+	// The engine is built after the key manager it needs; the change hook
+	// may fire from a fetcher before that, hence keysChanged's atomic load.
+	km := keys.New(log.Named("keys"), keys.WithFetchHook(m.jwksFetched), keys.WithChangeHook(g.keysChanged))
+	defer km.Close()
+	g.keys = km
+	g.engine = authz.New(km)
+	g.live.Store(g.engine)
+	g.load(set)
+
+	gl, err := net.Listen("tcp", *grpcAddr)
+	if err != nil {
+		log.Error("listen grpc", zap.Error(err))
+		return exitFail
+	}
+	hl, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		gl.Close()
+		log.Error("listen http", zap.Error(err))
+		return exitFail
+	}
+
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+	)
+	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe)).Register(gs)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ok, why := g.ready(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready:", why)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", m.handler())
+	if demo != nil {
+		demo.register(mux, g.engine)
+	}
+	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+
+	serveErr := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := gs.Serve(gl); err != nil {
+			serveErr <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := hsrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("http: %w", err)
+		}
+	}()
+
+	w, err := watch.New(path, data, watch.DefaultDebounce, log.Named("watch"))
+	if err != nil {
+		// Serving without hot reload beats not serving; SIGHUP still works.
+		log.Error("config file watch unavailable; reload with SIGHUP", zap.Error(err))
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	if w != nil {
+		go func() {
+			defer close(watchDone)
+			w.Run(watchCtx, g.reload)
+		}()
+	} else {
+		close(watchDone)
+	}
+
+	log.Info("accessgate started",
+		zap.String("version", buildVersion()),
+		zap.String("config", path),
+		zap.String("grpc_addr", gl.Addr().String()),
+		zap.String("http_addr", hl.Addr().String()))
+	if demo != nil {
+		demo.printIntro(c.stdout, hl.Addr())
+	}
+	if c.started != nil {
+		c.started(gl.Addr().String(), hl.Addr().String())
+	}
+
+	code := exitOK
+loop:
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				log.Info("SIGHUP: reloading config", zap.String("config", path))
+				if w != nil {
+					w.Trigger()
+				} else if data, err := os.ReadFile(path); err != nil {
+					log.Error("policy file unreadable, keeping previous config", zap.Error(err))
+				} else {
+					g.reload(data)
+				}
+				continue
+			}
+			log.Info("shutting down", zap.String("signal", s.String()))
+			break loop
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break loop
+		case err := <-serveErr:
+			log.Error("server failed", zap.Error(err))
+			code = exitFail
+			break loop
+		}
+	}
+
+	// Tell health checkers first, so Envoy stops sending new checks, then
+	// let the checks in flight finish, up to the deadline.
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	deadline := time.NewTimer(*shutdownTimeout)
+	select {
+	case <-stopped:
+	case <-deadline.C:
+		log.Warn("shutdown deadline passed, closing remaining checks", zap.Duration("timeout", *shutdownTimeout))
+		gs.Stop()
+		<-stopped
+	}
+	deadline.Stop()
+	hctx, hcancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	if err := hsrv.Shutdown(hctx); err != nil {
+		hsrv.Close()
+	}
+	hcancel()
+	stopWatch()
+	<-watchDone
+	wg.Wait()
+	log.Info("stopped")
+	return code
+}
