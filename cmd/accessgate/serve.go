@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
@@ -40,6 +41,11 @@ const (
 	// connection. Envoy opens another connection when it needs more, so
 	// this caps per-connection memory, not throughput.
 	grpcMaxConcurrentStreams = 1024
+	// grpcMinPingInterval is the shortest keepalive ping interval a client
+	// may use. grpc-go's default (5 min) answers anything more frequent
+	// with GOAWAY "too_many_pings", which would cut Envoy's connection if
+	// its http2 connection_keepalive is set to the usual tens of seconds.
+	grpcMinPingInterval = 5 * time.Second
 )
 
 // gate is the running server's live state: the engine and key manager, and
@@ -189,6 +195,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPingInterval, PermitWithoutStream: true}),
 	)
 	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe)).Register(gs)
 	hs := health.NewServer()
