@@ -58,6 +58,9 @@ type gate struct {
 	metrics *metrics
 	ctx     context.Context // cancelled at shutdown; bounds key syncs
 	live    atomic.Pointer[authz.Engine]
+	// draining is set at shutdown: /readyz fails from then on, so that a
+	// load balancer stops sending while in-flight checks finish.
+	draining atomic.Bool
 }
 
 // keysChanged tells the engine that the keys served changed, so that it
@@ -107,6 +110,9 @@ func (g *gate) reload(data []byte) {
 // ready reports whether the gate can decide: a set is loaded and every
 // issuer has usable keys. why says what is missing.
 func (g *gate) ready() (ok bool, why string) {
+	if g.draining.Load() {
+		return false, "shutting down"
+	}
 	set := g.engine.Set()
 	if set == nil {
 		return false, "no policy loaded"
@@ -295,8 +301,10 @@ loop:
 		}
 	}
 
-	// Tell health checkers first, so Envoy stops sending new checks, then
-	// let the checks in flight finish, up to the deadline.
+	// Tell health checkers first (gRPC health and /readyz), so Envoy and
+	// load balancers stop sending new checks, then let the checks in
+	// flight finish, up to the deadline.
+	g.draining.Store(true)
 	hs.Shutdown()
 	stopped := make(chan struct{})
 	go func() {

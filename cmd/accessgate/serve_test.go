@@ -244,7 +244,12 @@ func TestServeGRPCHealth(t *testing.T) {
 	if r, err := stream.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("watch after SIGTERM: %v, %v; want NOT_SERVING", r.GetStatus(), err)
 	}
-	wcancel() // the open stream is an in-flight RPC the graceful stop waits for
+	// The open stream is an in-flight RPC the graceful stop waits for, so
+	// the HTTP listener is still up: it must say not ready.
+	if code, body := s.get("/readyz"); code != 503 || !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz while draining = %d %q, want 503 shutting down", code, body)
+	}
+	wcancel()
 	select {
 	case code := <-s.done:
 		s.done <- code
@@ -304,7 +309,9 @@ func TestServeReload(t *testing.T) {
 
 	// 3. Invalid: logged with positions, previous config kept.
 	writeFile(t, dir, "v3.yaml", string(version(4))+"colour: blue\n")
-	eventually(t, "the invalid version refused", func() bool { return s.metric(reloadsFailed) == 1 })
+	// (A read that lands between the write's truncate and its data also
+	// counts as a failure, hence >= 1.)
+	eventually(t, "the invalid version refused", func() bool { return s.metric(reloadsFailed) >= 1 })
 	logs := s.stderr.String()
 	for _, w := range []string{"keeping previous config", d.policy + ":"} {
 		if !strings.Contains(logs, w) {
@@ -323,9 +330,6 @@ func TestServeReload(t *testing.T) {
 	s.sigs <- syscall.SIGHUP
 	waitReloads("SIGHUP")
 
-	if v := s.metric(reloadsFailed); v != 1 {
-		t.Errorf("%s = %v, want 1", reloadsFailed, v)
-	}
 	if code := s.stop(); code != 0 {
 		t.Errorf("serve exit = %d, want 0", code)
 	}
