@@ -241,7 +241,11 @@ func (v *Verifier) Verify(ctx context.Context, token string, app *policies.Appli
 	if _, ok := p.claims["aud"]; ok {
 		p.claims["aud"] = c.aud
 	}
-	if v.cache != nil && now.Before(c.exp.Add(app.Issuer.Leeway)) {
+	// Expired tokens are cached too: a browser whose session lapsed keeps
+	// sending its cookie (an SPA polls), and each hit then costs a lookup
+	// instead of a signature check. Their until is already past, so they
+	// are the first evicted when a shard is full.
+	if v.cache != nil {
 		v.cache.put(h, &cacheEntry{
 			token:  token,
 			kid:    p.kid,

@@ -75,15 +75,16 @@ func TestVerifyCacheSkipsFailures(t *testing.T) {
 	v := newTestVerifier(issuerKeys(t), 100)
 	bad := []string{
 		sign(t, testKeys()["attacker"], claimsAt(testNow), nil),
-		sign(t, testKeys()["rsa"], with(claimsAt(testNow), "exp", testNow.Add(-time.Hour).Unix()), nil),
 		"garbage",
 	}
 	for _, tok := range bad {
 		v.Verify(context.Background(), tok, testApp())
 	}
 	if n := v.cache.len(); n != 0 {
-		t.Errorf("cache holds %d entries after failures, want 0", n)
+		t.Errorf("cache holds %d entries after failed signatures, want 0", n)
 	}
+	// (An expired token whose signature holds is cached on purpose: see
+	// TestCacheExpiredTokenIsCheap.)
 	// A token whose signature holds but whose audience is wrong is cached:
 	// it may be presented to the application it was issued for.
 	tok := sign(t, testKeys()["rsa"], with(claimsAt(testNow), "aud", "elsewhere"), nil)
@@ -202,5 +203,23 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCacheExpiredTokenIsCheap: a token that verified but has expired is
+// remembered, so the next sight answers token_expired from the cache
+// without a second signature check, and is never accepted.
+func TestCacheExpiredTokenIsCheap(t *testing.T) {
+	keys := testKeys()
+	now := testNow.Add(3 * time.Hour) // claimsAt(testNow) expired long ago
+	v := NewVerifier(issuerKeys(t), func() time.Time { return now })
+	tok := sign(t, keys["ec256"], claimsAt(testNow), nil)
+	for i := 0; i < 3; i++ {
+		if _, r := v.Verify(context.Background(), tok, testApp()); r != ReasonTokenExpired {
+			t.Fatalf("sight %d: reason = %q, want %q", i, r, ReasonTokenExpired)
+		}
+	}
+	if n := v.cache.len(); n != 1 {
+		t.Errorf("cache holds %d entries after an expired token, want 1", n)
 	}
 }
