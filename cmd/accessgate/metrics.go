@@ -28,6 +28,12 @@ type metrics struct {
 	reloads    *prometheus.CounterVec
 	jwks       *prometheus.CounterVec
 	lastReload prometheus.Gauge
+	// jwksStale and jwksLastOK tell an outage of a JWKS URL after keys
+	// were loaded: the last good keys keep serving, and these say so.
+	jwksStale  *prometheus.GaugeVec
+	jwksLastOK *prometheus.GaugeVec
+	jwksMu     sync.Mutex      // serializes jwksFetched
+	jwksOK     map[string]bool // issuers with a successful fetch
 
 	// counters caches the decisions counter of each reason and application:
 	// CounterVec.WithLabelValues hashes and allocates on every call, a
@@ -68,6 +74,15 @@ func newMetrics() *metrics {
 			Name: "accessgate_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful policy file load.",
 		}),
+		jwksStale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "accessgate_jwks_keys_stale",
+			Help: "1 while the last JWKS fetch of an issuer failed and its last good keys are served; 0 after a success.",
+		}, []string{"issuer"}),
+		jwksLastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "accessgate_jwks_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful JWKS fetch of an issuer.",
+		}, []string{"issuer"}),
+		jwksOK: map[string]bool{},
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "accessgate_build_info",
@@ -76,7 +91,7 @@ func newMetrics() *metrics {
 	info.WithLabelValues(buildVersion()).Set(1)
 	m.reloads.WithLabelValues(resultSuccess)
 	m.reloads.WithLabelValues(resultFailure)
-	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, info,
+	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, m.jwksStale, m.jwksLastOK, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	empty := map[decisionKey]prometheus.Counter{}
 	m.counters.Store(&empty)
@@ -123,12 +138,24 @@ func (m *metrics) reloaded(ok bool, now time.Time) {
 }
 
 // jwksFetched counts a JWKS fetch; it is the key manager's fetch hook.
+// A failure after a success marks the issuer's keys stale: the manager
+// keeps serving the last good keys (it never drops them on a failure), so
+// the gauge says an outage is being ridden out. A failure before any
+// success leaves it at 0: the issuer has no keys, which /readyz reports.
 func (m *metrics) jwksFetched(issuer string, err error) {
-	r := resultSuccess
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
 	if err != nil {
-		r = resultFailure
+		m.jwks.WithLabelValues(issuer, resultFailure).Inc()
+		if m.jwksOK[issuer] {
+			m.jwksStale.WithLabelValues(issuer).Set(1)
+		}
+		return
 	}
-	m.jwks.WithLabelValues(issuer, r).Inc()
+	m.jwks.WithLabelValues(issuer, resultSuccess).Inc()
+	m.jwksOK[issuer] = true
+	m.jwksStale.WithLabelValues(issuer).Set(0)
+	m.jwksLastOK.WithLabelValues(issuer).Set(float64(time.Now().UnixNano()) / 1e9)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -9,8 +9,10 @@
 // concurrent askers waiting on the same fetch). A failed fetch, an
 // unparsable document or one without usable keys never replaces a good key
 // set; while an issuer has no keys at all, fetches are retried with
-// exponential backoff. An issuer with a jwks_file is served from the keys
-// the policies package read at load.
+// exponential backoff. Failed fetches are logged at most once a minute per
+// URL, each line counting the failures suppressed since the last. An
+// issuer with a jwks_file is served from the keys the policies package
+// read at load.
 //
 // The document may be a plain JWK set or Cloudflare Access's certs document
 // (`keys`, `public_cert`, `public_certs`): `keys` is used; when it is absent,
@@ -47,6 +49,11 @@ const (
 	DefaultRefresh       = time.Hour
 	defaultBackoffMin    = time.Second
 	defaultBackoffMax    = time.Minute
+	// DefaultFailureLogInterval is the least time between two "jwks fetch
+	// failed" lines of one JWKS URL: an outage retried with backoff (or a
+	// stream of unknown kids) must not flood the log. The lines in between
+	// are counted and the next line says how many were suppressed.
+	DefaultFailureLogInterval = time.Minute
 )
 
 var (
@@ -68,6 +75,7 @@ type Manager struct {
 	refresh    time.Duration // overrides Issuer.JWKSRefresh when > 0
 	backoffMin time.Duration
 	backoffMax time.Duration
+	failLogGap time.Duration
 	now        func() time.Time
 	fetchHook  func(issuer string, err error)
 	changeHook func()
@@ -110,7 +118,12 @@ func WithBackoff(first, longest time.Duration) Option {
 	return func(m *Manager) { m.backoffMin, m.backoffMax = first, longest }
 }
 
-// WithClock sets the clock of the unknown-kid rate limit (tests).
+// WithFailureLogInterval sets the least time between two logged fetch
+// failures of one URL (default DefaultFailureLogInterval).
+func WithFailureLogInterval(d time.Duration) Option { return func(m *Manager) { m.failLogGap = d } }
+
+// WithClock sets the clock of the unknown-kid rate limit and of the
+// failure log's rate limit (tests).
 func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
 
 // WithFetchHook calls fn after every fetch, with the name of each issuer
@@ -137,6 +150,7 @@ func New(log *zap.Logger, opts ...Option) *Manager {
 		minGap:     DefaultMinRefreshGap,
 		backoffMin: defaultBackoffMin,
 		backoffMax: defaultBackoffMax,
+		failLogGap: DefaultFailureLogInterval,
 		now:        time.Now,
 		fetchers:   map[string]*fetcher{},
 		files:      map[*policies.Issuer]*keySet{},
@@ -371,6 +385,11 @@ type fetcher struct {
 	first  chan struct{} // closed after the first fetch attempt
 	kick   chan struct{} // buffered: fetch now
 
+	// Failure log state, touched only by run's goroutine.
+	failures   int       // consecutive failed fetches
+	suppressed int       // failures not logged since the last line
+	failLogged time.Time // when the last failure line was written
+
 	mu         sync.Mutex
 	lastForced time.Time     // last unknown-kid refresh
 	pending    chan struct{} // closed when the awaited fetch ends
@@ -466,14 +485,16 @@ func (f *fetcher) fetchOnce() error {
 	old := f.keys.Load()
 	switch {
 	case err != nil:
-		m.log.Warn("jwks fetch failed",
-			zap.String("url", f.url),
-			zap.Bool("keeping_previous_keys", old != nil),
-			zap.Error(err))
+		f.logFailure(err, old != nil)
 	case old == nil || old.sum != ks.sum:
 		f.keys.Store(ks)
 		m.log.Info("jwks updated", zap.String("url", f.url), zap.Int("keys", ks.len()))
 		m.changed()
+	}
+	if err == nil && f.failures > 0 {
+		m.log.Info("jwks fetch recovered", zap.String("url", f.url), zap.Strings("issuers", f.issuerNames()),
+			zap.Int("failures", f.failures))
+		f.failures, f.suppressed, f.failLogged = 0, 0, time.Time{}
 	}
 	if m.fetchHook != nil {
 		if names := f.names.Load(); names != nil {
@@ -490,6 +511,34 @@ func (f *fetcher) fetchOnce() error {
 	}
 	f.mu.Unlock()
 	return err
+}
+
+// logFailure logs a failed fetch, at most once per failure log interval:
+// the first failure of an outage is logged at once, later ones are counted
+// and the next line carries the count. kept says whether the previous keys
+// are still served.
+func (f *fetcher) logFailure(err error, kept bool) {
+	f.failures++
+	now := f.m.now()
+	if !f.failLogged.IsZero() && now.Sub(f.failLogged) < f.m.failLogGap {
+		f.suppressed++
+		return
+	}
+	f.m.log.Warn("jwks fetch failed",
+		zap.String("url", f.url),
+		zap.Strings("issuers", f.issuerNames()),
+		zap.Bool("keeping_previous_keys", kept),
+		zap.Int("consecutive_failures", f.failures),
+		zap.Int("suppressed", f.suppressed),
+		zap.Error(err))
+	f.failLogged, f.suppressed = now, 0
+}
+
+func (f *fetcher) issuerNames() []string {
+	if n := f.names.Load(); n != nil {
+		return *n
+	}
+	return nil
 }
 
 // fetch GETs url and parses it.

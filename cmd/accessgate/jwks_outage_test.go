@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"google.golang.org/grpc/codes"
+)
+
+// signer is an ES256 issuer key with its kid.
+type signer struct{ priv jwk.Key }
+
+func newSigner(t *testing.T, kid string) signer {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = priv.Set(jwk.KeyIDKey, kid)
+	return signer{priv}
+}
+
+// jwks is the key set document publishing ss.
+func jwks(t *testing.T, ss ...signer) []byte {
+	t.Helper()
+	set := jwk.NewSet()
+	for _, s := range ss {
+		pub, err := s.priv.PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = set.AddKey(pub)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// token signs an hour-long Access token for email.
+func (s signer) token(t *testing.T, iss, aud, email string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := jwt.NewBuilder().Issuer(iss).Audience([]string{aud}).Subject(email).
+		IssuedAt(now).Expiration(now.Add(time.Hour)).Claim("email", email).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, s.priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestServeJWKSOutageSignals: a JWKS URL that goes down after its keys
+// were loaded leaves them in force (valid tokens still pass), and the
+// outage shows in accessgate_jwks_keys_stale and in one "jwks fetch
+// failed" line however many retries fail within the minute.
+func TestServeJWKSOutageSignals(t *testing.T) {
+	key := newSigner(t, "k1")
+	doc := jwks(t, key)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	defer srv.Close()
+	const iss, aud = "https://remote.example.com", "remote-aud"
+	policy := writeFile(t, t.TempDir(), "policy.yaml", `issuers:
+  - name: remote
+    issuer: `+iss+`
+    jwks_url: `+srv.URL+`
+    login_url: https://remote.example.com/login?r={redirect}
+applications:
+  - name: app
+    domains: [app.example.com]
+    issuer: remote
+    audience: `+aud+`
+    policies:
+      - name: staff
+        action: allow
+        include: [{email_domain: [example.com]}]
+`)
+	s := startServe(t, loopbackEnv(nil), "--config", policy)
+	client := authv3.NewAuthorizationClient(s.dial())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice := key.token(t, iss, aud, "alice@example.com")
+	allowed := func(when string) {
+		t.Helper()
+		resp, err := client.Check(ctx, envoyRequest(alice))
+		if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Fatalf("Check alice %s = %v, %v; want OK", when, resp.GetStatus(), err)
+		}
+	}
+	allowed("before the outage")
+	const (
+		stale    = `accessgate_jwks_keys_stale{issuer="remote"}`
+		lastOK   = `accessgate_jwks_last_success_timestamp_seconds{issuer="remote"}`
+		failures = `accessgate_jwks_fetches_total{issuer="remote",result="failure"}`
+	)
+	if v := s.metric(stale); v != 0 {
+		t.Errorf("%s = %v before the outage, want 0", stale, v)
+	}
+	okAt := s.metric(lastOK)
+	if okAt < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("%s = %v, want about now", lastOK, okAt)
+	}
+
+	srv.Close() // the JWKS URL goes down
+	// A token with a kid the set lacks makes accessgate refresh now; the
+	// refresh fails and is retried with backoff (1 s, then 2 s).
+	other := newSigner(t, "k2").token(t, iss, aud, "alice@example.com")
+	if resp, err := client.Check(ctx, envoyRequest(other)); err != nil || codes.Code(resp.GetStatus().GetCode()) == codes.OK {
+		t.Fatalf("Check with an unknown kid = %v, %v; want a denial", resp.GetStatus(), err)
+	}
+	eventually(t, "the keys marked stale", func() bool { return s.metric(stale) == 1 })
+	allowed("during the outage")
+	eventually(t, "a retry failing", func() bool { return s.metric(failures) >= 2 })
+	allowed("after retries failed")
+	if n := strings.Count(s.stderr.String(), `"jwks fetch failed"`); n != 1 {
+		t.Errorf("%d \"jwks fetch failed\" lines after %v failures, want 1 (rate-limited):\n%s", n, s.metric(failures), s.stderr)
+	}
+	if v := s.metric(lastOK); v != okAt {
+		t.Errorf("%s = %v during the outage, want the last success %v", lastOK, v, okAt)
+	}
+}
