@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -25,6 +26,14 @@ const (
 	envHTTPAddr  = "ACCESSGATE_HTTP_ADDR"
 	envLogLevel  = "ACCESSGATE_LOG_LEVEL"
 	envLogFormat = "ACCESSGATE_LOG_FORMAT"
+
+	envTLSCert          = "ACCESSGATE_TLS_CERT"
+	envTLSKey           = "ACCESSGATE_TLS_KEY"
+	envClientCA         = "ACCESSGATE_CLIENT_CA"
+	envHTTPTLSCert      = "ACCESSGATE_HTTP_TLS_CERT"
+	envHTTPTLSKey       = "ACCESSGATE_HTTP_TLS_KEY"
+	envTokenCacheSize   = "ACCESSGATE_TOKEN_CACHE_SIZE"
+	envDecisionLogLevel = "ACCESSGATE_DECISION_LOG_LEVEL"
 )
 
 // Defaults (contract section 1).
@@ -38,15 +47,24 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
+                      [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+                      [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
+                      [--decision-log-level debug|info] [--token-cache-size N]
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
+--tls-cert and --tls-key serve the gRPC listener over TLS; --client-ca
+also requires client certificates signed by that CA (mutual TLS).
+Certificate and CA files are re-read when they change.
 Flags may also come from the environment: ACCESSGATE_CONFIG,
-ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_LOG_LEVEL,
-ACCESSGATE_LOG_FORMAT. A flag beats its variable.
+ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_TLS_CERT,
+ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA, ACCESSGATE_HTTP_TLS_CERT,
+ACCESSGATE_HTTP_TLS_KEY, ACCESSGATE_LOG_LEVEL, ACCESSGATE_LOG_FORMAT,
+ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE.
+A flag beats its variable.
 Run 'accessgate COMMAND -h' for a command's flags.
 `
 
@@ -122,4 +140,18 @@ func (c *cli) env(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envInt returns the environment variable key as an integer, or def when it
+// is unset or empty.
+func (c *cli) envInt(key string, def int) (int, error) {
+	v := c.getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: want an integer", key, v)
+	}
+	return n, nil
 }

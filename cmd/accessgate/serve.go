@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -132,6 +135,19 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	logLevel := fs.String("log-level", c.env(envLogLevel, "info"), "debug, info, warn or error; debug logs one line per decision (env "+envLogLevel+")")
 	logFormat := fs.String("log-format", c.env(envLogFormat, "json"), "json or console (env "+envLogFormat+")")
 	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long SIGTERM waits for in-flight checks")
+	var grpcTLS, httpTLS tlsFiles
+	fs.StringVar(&grpcTLS.cert, "tls-cert", c.env(envTLSCert, ""), "PEM certificate chain: serve gRPC over TLS (needs --tls-key; re-read when it changes) (env "+envTLSCert+")")
+	fs.StringVar(&grpcTLS.key, "tls-key", c.env(envTLSKey, ""), "PEM private key of --tls-cert (env "+envTLSKey+")")
+	fs.StringVar(&grpcTLS.clientCA, "client-ca", c.env(envClientCA, ""), "PEM CA bundle: require gRPC clients (Envoy) to present a certificate it signed, i.e. mutual TLS (needs --tls-cert; re-read when it changes) (env "+envClientCA+")")
+	fs.StringVar(&httpTLS.cert, "http-tls-cert", c.env(envHTTPTLSCert, ""), "PEM certificate chain: serve /healthz, /readyz and /metrics over HTTPS (needs --http-tls-key) (env "+envHTTPTLSCert+")")
+	fs.StringVar(&httpTLS.key, "http-tls-key", c.env(envHTTPTLSKey, ""), "PEM private key of --http-tls-cert (env "+envHTTPTLSKey+")")
+	decisionLevel := fs.String("decision-log-level", c.env(envDecisionLogLevel, "debug"), "level of the one line logged per decision: debug or info (env "+envDecisionLogLevel+")")
+	cacheDefault, err := c.envInt(envTokenCacheSize, authz.DefaultVerifierCacheSize)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return exitUsage
+	}
+	tokenCache := fs.Int("token-cache-size", cacheDefault, "verified tokens remembered, so a repeated token skips its signature check; 0 turns the cache off (env "+envTokenCacheSize+")")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -141,6 +157,36 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	decisionLvl, err := parseDecisionLevel(*decisionLevel)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return exitUsage
+	}
+	if *tokenCache < 0 {
+		fmt.Fprintf(c.stderr, "accessgate serve: --token-cache-size %d: want 0 (off) or more\n", *tokenCache)
+		return exitUsage
+	}
+	if err := grpcTLS.check("tls-cert", "tls-key", "client-ca"); err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return exitFail
+	}
+	if err := httpTLS.check("http-tls-cert", "http-tls-key", ""); err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return exitFail
+	}
+	var grpcTLSConfig, httpTLSConfig *tls.Config
+	if grpcTLS.enabled() {
+		if grpcTLSConfig, err = serverTLS("grpc", grpcTLS, log.Named("tls")); err != nil {
+			fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+			return exitFail
+		}
+	}
+	if httpTLS.enabled() {
+		if httpTLSConfig, err = serverTLS("http", httpTLS, log.Named("tls")); err != nil {
+			fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+			return exitFail
+		}
+	}
 
 	sigs := c.signals
 	if sigs == nil {
@@ -182,7 +228,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	km := keys.New(log.Named("keys"), keys.WithFetchHook(m.jwksFetched), keys.WithChangeHook(g.keysChanged))
 	defer km.Close()
 	g.keys = km
-	g.engine = authz.New(km)
+	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))
 	g.live.Store(g.engine)
 	g.load(set)
 
@@ -198,12 +244,16 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		return exitFail
 	}
 
-	gs := grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPingInterval, PermitWithoutStream: true}),
-	)
-	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe)).Register(gs)
+	}
+	if grpcTLSConfig != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(grpcTLSConfig)))
+	}
+	gs := grpc.NewServer(gopts...)
+	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe), envoy.WithDecisionLevel(decisionLvl)).Register(gs)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -227,7 +277,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	if demo != nil {
 		demo.register(mux, g.engine)
 	}
-	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http")), TLSConfig: httpTLSConfig}
 
 	serveErr := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -240,7 +290,12 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := hsrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := hsrv.Serve
+		if httpTLSConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func(l net.Listener) error { return hsrv.ServeTLS(l, "", "") }
+		}
+		if err := serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- fmt.Errorf("http: %w", err)
 		}
 	}()
@@ -265,7 +320,11 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		zap.String("version", buildVersion()),
 		zap.String("config", path),
 		zap.String("grpc_addr", gl.Addr().String()),
-		zap.String("http_addr", hl.Addr().String()))
+		zap.String("grpc_tls", tlsMode(grpcTLS)),
+		zap.String("http_addr", hl.Addr().String()),
+		zap.String("http_tls", tlsMode(httpTLS)),
+		zap.Int("token_cache_size", *tokenCache),
+		zap.Stringer("decision_log_level", decisionLvl))
 	if demo != nil {
 		demo.printIntro(c.stdout, hl.Addr())
 	}
@@ -330,4 +389,27 @@ loop:
 	wg.Wait()
 	log.Info("stopped")
 	return code
+}
+
+// parseDecisionLevel parses --decision-log-level: debug (the default, off
+// at the default log level) or info.
+func parseDecisionLevel(s string) (zapcore.Level, error) {
+	switch s {
+	case "debug":
+		return zapcore.DebugLevel, nil
+	case "info":
+		return zapcore.InfoLevel, nil
+	}
+	return 0, fmt.Errorf("decision log level %q: want debug or info", s)
+}
+
+// tlsMode names a listener's transport for the start line.
+func tlsMode(f tlsFiles) string {
+	switch {
+	case f.clientCA != "":
+		return "mtls"
+	case f.cert != "":
+		return "tls"
+	}
+	return "off"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -401,4 +403,106 @@ func demoPolicyPath(t *testing.T, intro string) string {
 	}
 	t.Fatalf("no policy path in demo intro:\n%s", intro)
 	return ""
+}
+
+// TestServeDecisionLogLevel: the decision line follows
+// --decision-log-level (or its variable), and is off at the default debug
+// level when the log level is info.
+func TestServeDecisionLogLevel(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantLine bool
+	}{
+		{"default debug, log level info", nil, nil, false},
+		{"flag info", nil, []string{"--decision-log-level", "info"}, true},
+		{"variable info", map[string]string{envDecisionLogLevel: "info"}, nil, true},
+		{"flag beats variable", map[string]string{envDecisionLogLevel: "info"}, []string{"--decision-log-level", "debug"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := demoDir(t)
+			env := loopbackEnv(tt.env)
+			env[envLogLevel] = "info"
+			s := startServe(t, env, append([]string{"--config", d.policy}, tt.args...)...)
+			if _, err := authv3.NewAuthorizationClient(s.dial()).Check(context.Background(), envoyRequest(d.token)); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			s.stop()
+			if got := strings.Contains(s.stderr.String(), `"msg":"decision"`); got != tt.wantLine {
+				t.Errorf("decision line logged = %v, want %v:\n%s", got, tt.wantLine, s.stderr)
+			}
+		})
+	}
+}
+
+// TestServeTokenCacheSize: --token-cache-size (or its variable) sizes the
+// verified-token cache, 0 turns it off and checks still work.
+func TestServeTokenCacheSize(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want float64
+	}{
+		{"default", nil, nil, 10000},
+		{"flag", nil, []string{"--token-cache-size", "50"}, 50},
+		{"variable", map[string]string{envTokenCacheSize: "7"}, nil, 7},
+		{"flag beats variable", map[string]string{envTokenCacheSize: "7"}, []string{"--token-cache-size", "0"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := demoDir(t)
+			s := startServe(t, loopbackEnv(tt.env), append([]string{"--config", d.policy}, tt.args...)...)
+			client := authv3.NewAuthorizationClient(s.dial())
+			for range 2 { // the second check of a token is the cached one
+				resp, err := client.Check(context.Background(), envoyRequest(d.token))
+				if err != nil || resp.GetOkResponse() == nil {
+					t.Fatalf("Check: %v %v, want OK", resp.GetStatus(), err)
+				}
+			}
+			s.stop()
+			if got := logNumber(s.stderr.String(), "accessgate started", "token_cache_size"); got != tt.want {
+				t.Errorf("token_cache_size = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// logNumber returns the numeric field of the first JSON log line with
+// message msg, or -1.
+func logNumber(logs, msg, field string) float64 {
+	for _, l := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil || m["msg"] != msg {
+			continue
+		}
+		if f, ok := m[field].(float64); ok {
+			return f
+		}
+	}
+	return -1
+}
+
+func TestServeBadDecisionAndCacheFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"decision level warn", nil, []string{"--decision-log-level", "warn"}},
+		{"decision level variable", map[string]string{envDecisionLogLevel: "loud"}, nil},
+		{"negative cache", nil, []string{"--token-cache-size", "-1"}},
+		{"cache not a number", nil, []string{"--token-cache-size", "many"}},
+		{"cache variable not a number", map[string]string{envTokenCacheSize: "many"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, loopbackEnv(tt.env), append([]string{"serve"}, tt.args...)...)
+			if code != exitUsage || stderr == "" {
+				t.Errorf("serve %v (env %v): exit %d, stderr %q; want exit 2 with a message", tt.args, tt.env, code, stderr)
+			}
+		})
+	}
 }
