@@ -14,6 +14,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -245,5 +246,122 @@ func TestBootstrapSettings(t *testing.T) {
 	}
 	if !health {
 		t.Error("no /envoy-health route with ext_authz disabled")
+	}
+}
+
+const mtlsBootstrapFile = "../envoy/envoy-mtls.yaml"
+
+func loadMTLSBootstrap(t *testing.T) (*bootstrapv3.Bootstrap, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(mtlsBootstrapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := envoyconf.Parse(data)
+	if err != nil {
+		t.Fatalf("%s: %v", mtlsBootstrapFile, err)
+	}
+	return b, data
+}
+
+func TestMTLSBootstrapValidates(t *testing.T) {
+	b, _ := loadMTLSBootstrap(t)
+	if err := envoyconf.Validate(b); err != nil {
+		t.Fatalf("%s: %v", mtlsBootstrapFile, err)
+	}
+}
+
+// TestMTLSBootstrapOnlyAddsTLS: envoy/envoy-mtls.yaml is envoy/envoy.yaml
+// plus the accessgate cluster's transport socket, and nothing else, so
+// every setting pinned by TestBootstrapSettings holds for it too.
+func TestMTLSBootstrapOnlyAddsTLS(t *testing.T) {
+	plain, _ := loadBootstrap(t)
+	mtls, _ := loadMTLSBootstrap(t)
+	ag := cluster(t, mtls, "accessgate")
+	if ag.GetTransportSocket() == nil {
+		t.Fatal("the mTLS bootstrap's accessgate cluster has no transport_socket")
+	}
+	for _, c := range plain.GetStaticResources().GetClusters() {
+		if c.GetTransportSocket() != nil {
+			t.Errorf("%s: cluster %s has a transport_socket", bootstrapFile, c.GetName())
+		}
+	}
+	ag.TransportSocket = nil
+	if !proto.Equal(mtls, plain) {
+		t.Errorf("%s differs from %s in more than the accessgate cluster's transport_socket", mtlsBootstrapFile, bootstrapFile)
+	}
+}
+
+// TestMTLSBootstrapSettings pins the upstream TLS settings docs/deploy.md
+// describes: a client certificate, a CA and a SAN to verify accessgate.
+func TestMTLSBootstrapSettings(t *testing.T) {
+	b, _ := loadMTLSBootstrap(t)
+	ts := cluster(t, b, "accessgate").GetTransportSocket()
+	if ts.GetName() != "envoy.transport_sockets.tls" {
+		t.Errorf("transport_socket name = %q, want envoy.transport_sockets.tls", ts.GetName())
+	}
+	var up tlsv3.UpstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&up); err != nil {
+		t.Fatalf("transport_socket: %v", err)
+	}
+	ctx := up.GetCommonTlsContext()
+	dir := envoyconf.DefaultTLSDir + "/"
+	if certs := ctx.GetTlsCertificates(); len(certs) != 1 ||
+		certs[0].GetCertificateChain().GetFilename() != dir+"client.crt" ||
+		certs[0].GetPrivateKey().GetFilename() != dir+"client.key" {
+		t.Errorf("tls_certificates = %v, want %sclient.crt and client.key", certs, dir)
+	}
+	vc := ctx.GetValidationContext()
+	if got := vc.GetTrustedCa().GetFilename(); got != dir+"ca.crt" {
+		t.Errorf("trusted_ca = %q, want %sca.crt", got, dir)
+	}
+	if sans := vc.GetMatchTypedSubjectAltNames(); len(sans) != 1 || sans[0].GetMatcher().GetExact() != envoyconf.DefaultAccessgate.Host {
+		t.Errorf("match_typed_subject_alt_names = %v, want exactly DNS %s", sans, envoyconf.DefaultAccessgate.Host)
+	}
+	if got := ctx.GetTlsParams().GetTlsMinimumProtocolVersion(); got != tlsv3.TlsParameters_TLSv1_2 {
+		t.Errorf("tls_minimum_protocol_version = %v, want TLSv1_2", got)
+	}
+	if got := ctx.GetAlpnProtocols(); len(got) != 1 || got[0] != "h2" {
+		t.Errorf("alpn_protocols = %v, want [h2]", got)
+	}
+}
+
+// TestSubstituteTLSDir: the tests' substitution of the TLS folder changes
+// the three file names and nothing else.
+func TestSubstituteTLSDir(t *testing.T) {
+	orig, data := loadMTLSBootstrap(t)
+	sub, err := envoyconf.SubstituteTLSDir(data, "/tmp/e2e-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := envoyconf.Parse(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := cluster(t, got, "accessgate").GetTransportSocket()
+	var up tlsv3.UpstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&up); err != nil {
+		t.Fatal(err)
+	}
+	ctx := up.GetCommonTlsContext()
+	for _, ds := range []*corev3.DataSource{
+		ctx.GetTlsCertificates()[0].GetCertificateChain(),
+		ctx.GetTlsCertificates()[0].GetPrivateKey(),
+		ctx.GetValidationContext().GetTrustedCa(),
+	} {
+		f := ds.GetFilename()
+		if !strings.HasPrefix(f, "/tmp/e2e-tls/") {
+			t.Errorf("filename %q not substituted", f)
+		}
+		ds.Specifier = &corev3.DataSource_Filename{Filename: envoyconf.DefaultTLSDir + strings.TrimPrefix(f, "/tmp/e2e-tls")}
+	}
+	if err := ts.GetTypedConfig().MarshalFrom(&up); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, orig) {
+		t.Error("the substituted bootstrap differs from envoy/envoy-mtls.yaml in more than the TLS folder")
+	}
+	if _, err := envoyconf.SubstituteTLSDir([]byte("filename: /etc/accessgate-tls/ca.crt"), "/x"); err == nil {
+		t.Error("SubstituteTLSDir accepted a bootstrap naming one TLS file")
 	}
 }

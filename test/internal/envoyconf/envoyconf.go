@@ -1,6 +1,6 @@
-// Package envoyconf loads and checks the shipped Envoy bootstrap
-// (envoy/envoy.yaml) without Envoy, and rewrites its well-known socket
-// addresses for tests.
+// Package envoyconf loads and checks the shipped Envoy bootstraps
+// (envoy/envoy.yaml, envoy/envoy-mtls.yaml) without Envoy, and rewrites
+// their well-known socket addresses and TLS folder for tests.
 //
 // Load follows docs research §4: YAML → JSON → protojson into
 // bootstrapv3.Bootstrap with unknown fields refused, then ValidateAll on the
@@ -29,6 +29,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -145,4 +146,23 @@ func Substitute(data []byte, to Addrs) ([]byte, error) {
 		s = strings.Replace(s, old, line(r.to), 1)
 	}
 	return []byte(s), nil
+}
+
+// DefaultTLSDir is the folder of the TLS files that envoy/envoy-mtls.yaml
+// names (ca.crt, client.crt, client.key).
+const DefaultTLSDir = "/etc/accessgate-tls"
+
+// tlsFiles is how many files envoy/envoy-mtls.yaml reads from DefaultTLSDir.
+const tlsFiles = 3
+
+// SubstituteTLSDir replaces the folder DefaultTLSDir in the `filename:`
+// fields of the YAML text of envoy/envoy-mtls.yaml with dir, and nothing
+// else (comments naming the folder stay). It must appear in exactly three.
+func SubstituteTLSDir(data []byte, dir string) ([]byte, error) {
+	old := "filename: " + DefaultTLSDir + "/"
+	s := string(data)
+	if n := strings.Count(s, old); n != tlsFiles {
+		return nil, fmt.Errorf("%q appears %d times in the bootstrap, want %d", old, n, tlsFiles)
+	}
+	return []byte(strings.ReplaceAll(s, old, "filename: "+strings.TrimSuffix(dir, "/")+"/")), nil
 }
