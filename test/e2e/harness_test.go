@@ -371,6 +371,13 @@ type env struct {
 	envoyPort  int
 	webPort    int
 	client     *http.Client
+
+	// Optional, set before start (see newEnvWith): more `accessgate
+	// serve` arguments, another bootstrap than envoy/envoy.yaml, and a
+	// rewrite of the bootstrap after its addresses are substituted.
+	agArgs        []string
+	bootstrapFile string
+	rewrite       func(t *testing.T, cfg []byte) []byte
 }
 
 func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", e.host, e.envoyPort) }
@@ -419,7 +426,16 @@ applications:
 // newEnv starts the whole stack and waits until it is ready.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with setup applied to the env before it starts.
+func newEnvWith(t *testing.T, setup func(*env)) *env {
+	t.Helper()
 	e := &env{t: t, keys: newKeys(t), host: appHost}
+	if setup != nil {
+		setup(e)
+	}
 	_, e.webPort = newWeb(t)
 	dir := t.TempDir()
 	policy := strings.NewReplacer(
@@ -452,14 +468,18 @@ func (e *env) start(t *testing.T, policyFile string) {
 	dir := t.TempDir()
 
 	grpcPort, httpPort := freePort(t), freePort(t)
-	e.accessgate = start(t, "accessgate", agBin, "serve", "--config", policyFile,
+	e.accessgate = start(t, "accessgate", agBin, append([]string{"serve", "--config", policyFile,
 		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", grpcPort),
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort))
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort)}, e.agArgs...)...)
 	waitFor(t, e.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
 		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
 
 	// The shipped bootstrap with only its four addresses changed.
-	data, err := os.ReadFile(bootstrap)
+	bootFile := bootstrap
+	if e.bootstrapFile != "" {
+		bootFile = e.bootstrapFile
+	}
+	data, err := os.ReadFile(bootFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,6 +493,9 @@ func (e *env) start(t *testing.T, policyFile string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.rewrite != nil {
+		cfg = e.rewrite(t, cfg)
 	}
 	cfgFile := filepath.Join(dir, "envoy.yaml")
 	write(t, cfgFile, cfg)
