@@ -53,6 +53,10 @@ type object struct {
 			Name string `json:"name"`
 		} `json:"provider"`
 		Rules []map[string]any `json:"rules"`
+		// PeerAuthentication
+		MTLS struct {
+			Mode string `json:"mode"`
+		} `json:"mtls"`
 		// IstioOperator
 		MeshConfig struct {
 			ExtensionProviders []struct {
@@ -423,5 +427,32 @@ func TestComposePolicyValidates(t *testing.T) {
 	}
 	if _, err := policies.Parse(composePolicy, data); err != nil {
 		t.Errorf("%s:\n%v", composePolicy, err)
+	}
+}
+
+// TestIstioPeerAuthentication: accessgate's sidecar takes only mesh mTLS,
+// and the PeerAuthentication selects the Deployment's pods.
+func TestIstioPeerAuthentication(t *testing.T) {
+	m := loadManifests(t)
+	pa := one(t, m, "PeerAuthentication")
+	dep := one(t, m, "Deployment")
+	if pa.APIVersion != "security.istio.io/v1" {
+		t.Errorf("PeerAuthentication apiVersion = %q, want security.istio.io/v1", pa.APIVersion)
+	}
+	if pa.Metadata.Namespace != dep.Metadata.Namespace {
+		t.Errorf("PeerAuthentication namespace = %q, want the Deployment's %q", pa.Metadata.Namespace, dep.Metadata.Namespace)
+	}
+	if pa.Spec.MTLS.Mode != "STRICT" {
+		t.Errorf("PeerAuthentication mtls.mode = %q, want STRICT", pa.Spec.MTLS.Mode)
+	}
+	sel, pod := pa.Spec.Selector.MatchLabels, dep.Spec.Template.Metadata.Labels
+	if len(sel) == 0 {
+		t.Fatal("PeerAuthentication has no selector: it would apply to the whole namespace")
+	}
+	for k, v := range sel {
+		if pod[k] != v {
+			t.Errorf("PeerAuthentication selector %v does not match the Deployment's pod labels %v", sel, pod)
+			break
+		}
 	}
 }
