@@ -560,3 +560,25 @@ func TestDecideDefaultAllow(t *testing.T) {
 		t.Errorf("default allow: %+v, want a forward that strips identity headers", d)
 	}
 }
+
+func TestEngineTokenCache(t *testing.T) {
+	if e := New(fileKeySource{}, WithTokenCache(0)); e.verifier.cache != nil {
+		t.Error("WithTokenCache(0): cache is on, want off")
+	}
+	f := newEngineFixture(t)
+	tok := f.token(claims{email: "alice@example.com"})
+	d := f.engine.Decide(context.Background(), req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+tok))
+	if d.Reason != ReasonAllowed || f.engine.verifier.cache.len() != 1 {
+		t.Fatalf("Decide = %q with %d cached tokens, want allowed and 1", d.Reason, f.engine.verifier.cache.len())
+	}
+	f.engine.KeysChanged()
+	if n := f.engine.verifier.cache.len(); n != 0 {
+		t.Errorf("KeysChanged: %d cached tokens, want 0", n)
+	}
+	f.engine.Decide(context.Background(), req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+tok))
+	set := *f.engine.Set()
+	f.engine.Swap(&set)
+	if n := f.engine.verifier.cache.len(); n != 0 {
+		t.Errorf("Swap: %d cached tokens, want 0", n)
+	}
+}
