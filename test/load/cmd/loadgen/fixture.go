@@ -133,7 +133,10 @@ func newFixture(dir string, bigApps int) (*fixture, error) {
 
 // token mints a Cloudflare-shaped Access token (about 700 bytes) for user
 // n, valid for a day.
-func (f *fixture) token(n int) (string, error) {
+func (f *fixture) token(n int) (string, error) { return mint(f.priv, n) }
+
+// mint is token with the signing key priv (whose kid goes in the header).
+func mint(priv jwk.Key, n int) (string, error) {
 	now := time.Now()
 	tok, err := jwt.NewBuilder().
 		Issuer(issuerID).
@@ -151,7 +154,7 @@ func (f *fixture) token(n int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, f.priv))
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, priv))
 	return string(signed), err
 }
 

@@ -19,6 +19,9 @@
 // -duration (or -soak).
 //
 //	go build -o bin/loadgen ./test/load/cmd/loadgen && bin/loadgen -duration 10s
+//
+// `loadgen soak -bin BIN` is issue 6's soak of the real binary instead
+// (soak.go; `make soak`).
 package main
 
 import (
@@ -35,6 +38,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		if err := soakBinary(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen soak:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		if err := serve(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen serve:", err)

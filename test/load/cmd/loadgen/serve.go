@@ -123,6 +123,7 @@ type child struct {
 	stdin      io.WriteCloser
 	grpcAddr   string
 	debugAddr  string // "" for a process without the debug server
+	httpAddr   string // accessgate's /metrics listener (startBinary only)
 	done       chan struct{}
 	waitErr    error
 	stderrTail *tail
@@ -216,6 +217,7 @@ func startBinary(bin, config string) (*child, error) {
 		close(c.done)
 	}()
 	c.grpcAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
+	c.httpAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
 	url := "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/readyz"
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
