@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,7 +294,7 @@ func soakBinary(args []string) error {
 		first, second, lo, hi := halves(samples, c.f)
 		change := (second - first) / first
 		ok = abs(change) <= *flat
-		fmt.Fprintf(w, "%s under load\tmean %s first half, %s second half (%+.1f %%); min %s, max %s\twithin %.0f %%\t%s\n",
+		fmt.Fprintf(w, "%s under load\tmedian %s first half, %s second half (%+.1f %%); min %s, max %s\twithin %.0f %%\t%s\n",
 			c.name, c.unit(first), c.unit(second), 100*change, c.unit(lo), c.unit(hi), 100**flat, verdict(ok))
 		if !ok {
 			fails = append(fails, c.name)
@@ -318,22 +319,26 @@ func soakBinary(args []string) error {
 	return nil
 }
 
-// halves returns the means of f over the first and the second half of
-// samples (a trend, not one sample's noise, is what a leak looks like),
-// and f's minimum and maximum.
+// halves returns the medians of f over the first and the second half of
+// samples (a trend, not one sample's noise, is what a leak looks like: a
+// burst of checks in flight during one sample must not decide), and f's
+// minimum and maximum.
 func halves(samples []sampleAt, f func(sampleAt) float64) (first, second, lo, hi float64) {
-	n := len(samples) / 2
-	lo, hi = f(samples[0]), f(samples[0])
+	vs := make([]float64, len(samples))
 	for i, s := range samples {
-		v := f(s)
-		lo, hi = min(lo, v), max(hi, v)
-		if i < n {
-			first += v / float64(n)
-		} else {
-			second += v / float64(len(samples)-n)
-		}
+		vs[i] = f(s)
 	}
-	return first, second, lo, hi
+	n := len(vs) / 2
+	return median(vs[:n]), median(vs[n:]), slices.Min(vs), slices.Max(vs)
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func abs(x float64) float64 {
