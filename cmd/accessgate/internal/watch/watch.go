@@ -88,8 +88,8 @@ func (w *Watcher) Trigger() {
 // Run watches until ctx is done, calling changed with the file's new content
 // after each change (and after each Trigger). changed runs on Run's
 // goroutine, so calls never overlap. A file that cannot be read (e.g.
-// between a delete and a create) is logged and skipped: the next event
-// retries. Run releases the watch when it returns.
+// between a delete and a create) is logged and skipped, and an empty one is
+// skipped: the next event retries. Run releases the watch when it returns.
 func (w *Watcher) Run(ctx context.Context, changed func(data []byte)) {
 	defer w.fsw.Close()
 	// Since Go 1.23, Stop and Reset leave no stale tick in timer.C, so the
@@ -120,6 +120,12 @@ func (w *Watcher) Run(ctx context.Context, changed func(data []byte)) {
 			if err != nil {
 				w.log.Warn("policy file unreadable, keeping previous config", zap.String("config", w.path), zap.Error(err))
 				forced = false
+				continue
+			}
+			if len(data) == 0 {
+				// An in-place write (truncate, then write) read between its
+				// two steps; its write event re-arms the timer. An empty
+				// file is never a valid policy, so nothing is lost.
 				continue
 			}
 			sum := sha256.Sum256(data)
