@@ -126,6 +126,7 @@ func (w *Watcher) Run(ctx context.Context, changed func(data []byte)) {
 				// An in-place write (truncate, then write) read between its
 				// two steps; its write event re-arms the timer. An empty
 				// file is never a valid policy, so nothing is lost.
+				w.log.Info("policy file empty, keeping previous config", zap.String("config", w.path))
 				continue
 			}
 			sum := sha256.Sum256(data)
