@@ -139,8 +139,10 @@ func soakBinary(args []string) error {
 	current.Store(&oldReqs)
 	// One check on each connection, so that they all exist (each holds a
 	// few goroutines in accessgate) before the idle goroutine count.
-	if r := load.check(*conns, time.Millisecond, oldReqs, isOK); r.errs > 0 {
-		return errors.New("accessgate does not forward the soak request")
+	for _, c := range load.clients {
+		if resp, err := c.Check(context.Background(), oldReqs[0]); err != nil || !isOK(resp) {
+			return fmt.Errorf("accessgate does not forward the soak request: %v %v", err, resp.GetStatus())
+		}
 	}
 
 	idleBefore, err := m.sample()
