@@ -2,10 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,10 +9,10 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/test/testkit"
 )
 
 // Decide benchmarks: the real Engine on testdata/engine.yaml, a real ES256
@@ -30,27 +26,9 @@ import (
 // sign mints tokens for it.
 func benchEngine(b *testing.B) (e *Engine, sign func(exp time.Time) string) {
 	b.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	priv, err := jwk.FromRaw(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
 	// A Cloudflare kid is the hex SHA-256 of the key.
-	_ = priv.Set(jwk.KeyIDKey, "c2a93f1d5b7e4a6c8d0f2e4b6a8c0d2f4e6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256)
-	pub, err := priv.PublicKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	jwks, err := json.Marshal(set)
-	if err != nil {
-		b.Fatal(err)
-	}
+	priv := testkit.ES256(b, "c2a93f1d5b7e4a6c8d0f2e4b6a8c0d2f4e6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c")
+	jwks := testkit.JWKS(b, priv)
 	policy, err := os.ReadFile("testdata/engine.yaml")
 	if err != nil {
 		b.Fatal(err)

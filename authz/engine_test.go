@@ -2,9 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/test/testkit"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -44,26 +42,8 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T) *engineFixture {
 	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.FromRaw(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, "k1")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256)
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	jwks, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv := testkit.ES256(t, "k1")
+	jwks := testkit.JWKS(t, priv)
 	dir := t.TempDir()
 	policy, err := os.ReadFile("testdata/engine.yaml")
 	if err != nil {

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/test/testkit"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -22,36 +19,16 @@ import (
 // signer is an ES256 issuer key with its kid.
 type signer struct{ priv jwk.Key }
 
-func newSigner(t *testing.T, kid string) signer {
-	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.FromRaw(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, kid)
-	return signer{priv}
-}
+func newSigner(t *testing.T, kid string) signer { return signer{testkit.ES256(t, kid)} }
 
 // jwks is the key set document publishing ss.
 func jwks(t *testing.T, ss ...signer) []byte {
 	t.Helper()
-	set := jwk.NewSet()
-	for _, s := range ss {
-		pub, err := s.priv.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = set.AddKey(pub)
+	keys := make([]jwk.Key, len(ss))
+	for i, s := range ss {
+		keys[i] = s.priv
 	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testkit.JWKS(t, keys...)
 }
 
 // token signs an hour-long Access token for email.

@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,82 +22,31 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/accessgate/accessgate/test/testkit"
 )
 
-// testCA is a certificate authority made in the test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+// testCA issues this file's certificate shapes from a testkit CA: a server
+// certificate for 127.0.0.1 and localhost, or a client certificate.
+type testCA struct{ *testkit.CA }
 
-var serial atomic.Int64
+func newTestCA(t *testing.T, name string) testCA { return testCA{testkit.NewCA(t, name)} }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func (ca testCA) issue(t *testing.T, cn string, server bool, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf certificate for cn: a server certificate for
-// 127.0.0.1 when server is set, else a client certificate. It returns the
-// PEM certificate and key.
-func (ca *testCA) issue(t *testing.T, cn string, server bool, notAfter time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	l := testkit.Leaf{CommonName: cn, Server: server, NotAfter: notAfter}
 	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tmpl.DNSNames = []string{"localhost"}
+		l.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
+		l.DNSNames = []string{"localhost"}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	return ca.Issue(t, l)
 }
 
 // pki is a CA, a server certificate for 127.0.0.1 and a client
 // certificate, written to a test folder.
 type pki struct {
 	dir                  string
-	ca                   *testCA
+	ca                   testCA
 	caFile               string
 	certFile, keyFile    string // the server's
 	client               tls.Certificate
@@ -114,7 +57,7 @@ type pki struct {
 func newPKI(t *testing.T) *pki {
 	t.Helper()
 	p := &pki{dir: t.TempDir(), ca: newTestCA(t, "accessgate test CA"), serverCN: "server-1"}
-	p.caFile = writeFile(t, p.dir, "ca.crt", string(p.ca.pem))
+	p.caFile = writeFile(t, p.dir, "ca.crt", string(p.ca.PEM))
 	c, k := p.ca.issue(t, p.serverCN, true, time.Now().Add(24*time.Hour))
 	p.certFile = writeFile(t, p.dir, "server.crt", string(c))
 	p.keyFile = writeFile(t, p.dir, "server.key", string(k))
@@ -135,7 +78,7 @@ func keyPair(t *testing.T, c, k []byte) tls.Certificate {
 // clientTLS trusts p's CA and presents certs (none when nil).
 func (p *pki) clientTLS(certs ...tls.Certificate) *tls.Config {
 	roots := x509.NewCertPool()
-	roots.AddCert(p.ca.cert)
+	roots.AddCert(p.ca.Cert)
 	return &tls.Config{RootCAs: roots, Certificates: certs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
@@ -289,7 +232,7 @@ func TestServeTLSRotation(t *testing.T) {
 	next := newTestCA(t, "next CA")
 	nc, nk := next.issue(t, "envoy-2", false, time.Now().Add(time.Hour))
 	nextCfg := p.clientTLS(keyPair(t, nc, nk))
-	writeFile(t, p.dir, "ca.crt", string(next.pem))
+	writeFile(t, p.dir, "ca.crt", string(next.PEM))
 	eventually(t, "the new client CA in force", func() bool {
 		_, err := handshake(s.grpcAddr, nextCfg)
 		return err == nil

@@ -15,9 +15,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +37,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
+	"github.com/accessgate/accessgate/test/testkit"
 )
 
 const (
@@ -250,27 +248,8 @@ type keys struct {
 
 func newKeys(t *testing.T) *keys {
 	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.FromRaw(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, kid)
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256)
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	js, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &keys{priv: priv, jwks: js}
+	priv := testkit.ES256(t, kid)
+	return &keys{priv: priv, jwks: testkit.JWKS(t, priv)}
 }
 
 // token signs an Access token for email, valid from now for ttl (negative:
