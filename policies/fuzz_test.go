@@ -35,13 +35,24 @@ func FuzzParse(f *testing.F) {
 		if !errors.As(err, &list) || len(list) == 0 {
 			t.Fatalf("Parse error %v (%T), want a non-empty ErrorList", err, err)
 		}
-		lines := bytes.Count(data, []byte("\n")) + 1
+		lines := yamlLines(data)
 		for _, e := range list {
 			if e.Line < 1 || e.Line > lines || e.Col < 1 {
 				t.Errorf("error %q outside the input's %d lines", e.Error(), lines)
 			}
 		}
 	})
+}
+
+// yamlLines counts the lines of data as the YAML parser does: a lone CR is
+// a line break too (old Mac files), as are NEL, LS and PS (YAML 1.1, which
+// yaml.v3's scanner follows); CRLF is one break.
+func yamlLines(data []byte) int {
+	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
+	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(br))
+	}
+	return n
 }
 
 // asciiUpper upper-cases ASCII letters only: scheme and host compare
