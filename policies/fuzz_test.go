@@ -44,17 +44,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// yamlLines counts the lines of data as the YAML parser does: a lone CR is
-// a line break too (old Mac files), as are NEL, LS and PS (YAML 1.1, which
-// yaml.v3's scanner follows); CRLF is one break.
-func yamlLines(data []byte) int {
-	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
-	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
-		n += bytes.Count(data, []byte(br))
-	}
-	return n
-}
-
 // asciiUpper upper-cases ASCII letters only: scheme and host compare
 // case-insensitively, and Unicode case mapping could turn an invalid
 // origin into a valid one.

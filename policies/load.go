@@ -32,14 +32,25 @@ func Parse(file string, data []byte) (*Set, error) {
 	p := &parser{file: file, dir: filepath.Dir(file)}
 	doc, ok := p.document(data)
 	if !ok {
-		return nil, p.errs
+		return nil, p.errs.within(yamlLines(data))
 	}
 	set := p.set(doc)
 	if len(p.errs) > 0 {
-		return nil, p.errs.sorted()
+		return nil, p.errs.sorted().within(yamlLines(data))
 	}
 	set.File = file
 	return set, nil
+}
+
+// yamlLines counts the lines of data as the YAML scanner does: LF, a lone
+// CR (old Mac files), NEL, LS and PS (YAML 1.1, which yaml.v3 follows) each
+// end a line; CRLF is one break.
+func yamlLines(data []byte) int {
+	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
+	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(br))
+	}
+	return n
 }
 
 // yamlLine extracts the line yaml.v3 puts in the text of a syntax error: it
