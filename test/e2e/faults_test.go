@@ -2,12 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,8 +17,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-
-	"github.com/accessgate/accessgate/test/internal/envoyconf"
 )
 
 // stubMode is how the stub ext_authz server answers a check.
@@ -141,37 +135,8 @@ func garbageAuthz(t *testing.T) (port int, conns *atomic.Int64) {
 // and returns an env whose send goes through it.
 func startEnvoyFor(t *testing.T, authzPort int) *env {
 	t.Helper()
-	envoyBin := envoyPath(t)
-	e := &env{t: t, host: appHost, origin: newOrigin(t)}
-	e.client = &http.Client{
-		Transport:     &http.Transport{Proxy: nil},
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	t.Cleanup(e.client.CloseIdleConnections)
-	data, err := os.ReadFile(bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.envoyPort = freePort(t)
-	adminPort := freePort(t)
-	cfg, err := envoyconf.Substitute(data, envoyconf.Addrs{
-		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: e.envoyPort},
-		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: adminPort},
-		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: authzPort},
-		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: e.origin.port()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "envoy.yaml")
-	write(t, cfgFile, cfg)
-	e.envoy = start(t, "envoy", envoyBin, "-c", cfgFile,
-		"--disable-hot-restart", "--concurrency", "2", "--log-level", "warn")
-	waitFor(t, e.envoy, fmt.Sprintf("http://127.0.0.1:%d/ready", adminPort),
-		func(r *http.Response, b []byte) bool {
-			return r.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "LIVE"
-		})
+	e := &env{t: t, host: appHost, origin: newOrigin(t), client: newClient(t)}
+	e.startEnvoy(t, authzPort)
 	return e
 }
 

@@ -435,16 +435,10 @@ func newEnvWith(t *testing.T, setup func(*env)) *env {
 // they are ready. e.host is the application's host.
 func (e *env) start(t *testing.T, policyFile string) {
 	t.Helper()
-	envoyBin := envoyPath(t)
+	envoyPath(t) // fail (or skip) before starting anything
 	agBin := accessgatePath(t)
 	e.origin = newOrigin(t)
-	e.client = &http.Client{
-		Transport:     &http.Transport{Proxy: nil},
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	t.Cleanup(e.client.CloseIdleConnections)
-	dir := t.TempDir()
+	e.client = newClient(t)
 
 	grpcPort, httpPort := freePort(t), freePort(t)
 	e.accessgate = start(t, "accessgate", agBin, append([]string{"serve", "--config", policyFile,
@@ -452,8 +446,27 @@ func (e *env) start(t *testing.T, policyFile string) {
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort)}, e.agArgs...)...)
 	waitFor(t, e.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
 		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
+	e.startEnvoy(t, grpcPort)
+}
 
-	// The shipped bootstrap with only its four addresses changed.
+// newClient is an HTTP client for requests through Envoy: no proxy, no
+// redirects followed.
+func newClient(t *testing.T) *http.Client {
+	c := &http.Client{
+		Transport:     &http.Transport{Proxy: nil},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// startEnvoy runs Envoy on the shipped bootstrap (e.bootstrapFile if set)
+// with only its four addresses changed, ext_authz pointing at authzPort and
+// the origin at e.origin, then e.rewrite; it waits until Envoy is ready.
+func (e *env) startEnvoy(t *testing.T, authzPort int) {
+	t.Helper()
+	envoyBin := envoyPath(t)
 	bootFile := bootstrap
 	if e.bootstrapFile != "" {
 		bootFile = e.bootstrapFile
@@ -467,7 +480,7 @@ func (e *env) start(t *testing.T, policyFile string) {
 	cfg, err := envoyconf.Substitute(data, envoyconf.Addrs{
 		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: e.envoyPort},
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: adminPort},
-		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: grpcPort},
+		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: authzPort},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: e.origin.port()},
 	})
 	if err != nil {
@@ -476,7 +489,7 @@ func (e *env) start(t *testing.T, policyFile string) {
 	if e.rewrite != nil {
 		cfg = e.rewrite(t, cfg)
 	}
-	cfgFile := filepath.Join(dir, "envoy.yaml")
+	cfgFile := filepath.Join(t.TempDir(), "envoy.yaml")
 	write(t, cfgFile, cfg)
 	e.envoy = start(t, "envoy", envoyBin, "-c", cfgFile,
 		"--disable-hot-restart", "--concurrency", "2", "--log-level", "warn")
