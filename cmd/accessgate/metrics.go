@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,9 +36,11 @@ type metrics struct {
 
 	// counters caches the decisions counter of each reason and application:
 	// CounterVec.WithLabelValues hashes and allocates on every call, a
-	// lookup in this copy-on-write map does neither.
-	counters atomic.Pointer[map[decisionKey]prometheus.Counter]
-	mu       sync.Mutex // serializes writers of counters
+	// lookup in this map does neither. It is read-locked rather than
+	// copied on write: with 10,000 applications a copy per new pair would
+	// make filling it quadratic.
+	counters map[decisionKey]prometheus.Counter
+	mu       sync.RWMutex
 }
 
 type decisionKey struct {
@@ -93,8 +94,7 @@ func newMetrics() *metrics {
 	m.reloads.WithLabelValues(resultFailure)
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, m.jwksStale, m.jwksLastOK, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	empty := map[decisionKey]prometheus.Counter{}
-	m.counters.Store(&empty)
+	m.counters = map[decisionKey]prometheus.Counter{}
 	return m
 }
 
@@ -102,7 +102,9 @@ func newMetrics() *metrics {
 func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
 	m.latency.Observe(took.Seconds())
 	k := decisionKey{d.Reason, d.Application}
-	c, ok := (*m.counters.Load())[k]
+	m.mu.RLock()
+	c, ok := m.counters[k]
+	m.mu.RUnlock()
 	if !ok {
 		c = m.counter(k)
 	}
@@ -113,17 +115,11 @@ func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duratio
 func (m *metrics) counter(k decisionKey) prometheus.Counter {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old := *m.counters.Load()
-	if c, ok := old[k]; ok {
+	if c, ok := m.counters[k]; ok {
 		return c
 	}
 	c := m.decisions.WithLabelValues(string(k.reason), k.app)
-	next := make(map[decisionKey]prometheus.Counter, len(old)+1)
-	for kk, v := range old {
-		next[kk] = v
-	}
-	next[k] = c
-	m.counters.Store(&next)
+	m.counters[k] = c
 	return c
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // TestMetricsObserveConcurrent counts decisions from many goroutines into
-// the copy-on-write counter cache; every one must be counted once.
+// the counter cache; every one must be counted once.
 func TestMetricsObserveConcurrent(t *testing.T) {
 	m := newMetrics()
 	apps := []string{"", "a", "b"}
