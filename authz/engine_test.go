@@ -30,7 +30,7 @@ func (fileKeySource) Key(_ context.Context, iss *policies.Issuer, kid string) (j
 			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("kid %q: %w", kid, ErrUnknownKey)
+	return nil, fmt.Errorf("kid %q: %w", kid, errTestUnknownKey)
 }
 
 // engineFixture is an Engine on testdata/engine.yaml with a fresh ES256 key.

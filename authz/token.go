@@ -10,23 +10,18 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
-// ErrUnknownKey is returned by a KeySource when the issuer has no key with
-// the requested kid, even after a refresh. It is the same value as
-// keys.ErrUnknownKey, so the key manager's errors match it with errors.Is.
-var ErrUnknownKey = keys.ErrUnknownKey
-
 // KeySource gives the verification keys of an issuer.
 type KeySource interface {
 	// Key returns iss's key with the given kid. When the kid is unknown it
 	// may refresh the issuer's key set (at most once per issuer every 10 s)
-	// and returns an error wrapping ErrUnknownKey if the key is still
-	// missing. An empty kid matches only when the set holds exactly one key.
+	// and returns an error if the key is still missing. Any error is
+	// token_unknown_key: the key could not be had, whatever the cause.
+	// An empty kid matches only when the set holds exactly one key.
 	//
 	// Key should return the same jwk.Key value for as long as the key set
 	// is unchanged: the Verifier's cache compares it to decide whether a
@@ -210,7 +205,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, app *policies.Appli
 	}
 	key, err := v.ks.Key(ctx, app.Issuer, p.kid)
 	if err != nil {
-		// ErrUnknownKey, but also an issuer without keys yet or a
+		// An unknown kid, but also an issuer without keys yet or a
 		// cancelled wait for a refresh: the key could not be had.
 		return nil, ReasonTokenUnknownKey
 	}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.uber.org/zap/zaptest"
 )
@@ -65,12 +65,12 @@ func (s *certsServer) serve(t *testing.T, ks ...signingKey) {
 
 // managedApp returns an application whose issuer's keys come from a real
 // key manager fetching srv.
-func managedApp(t *testing.T, srv *certsServer, clock func() time.Time) (*policies.Application, *keys.Manager) {
+func managedApp(t *testing.T, srv *certsServer, clock func() time.Time) (*policies.Application, *jwks.Manager) {
 	t.Helper()
 	app := testApp()
 	app.Issuer.JWKSURL = srv.URL + "/cdn-cgi/access/certs"
 	app.Issuer.JWKSRefresh = time.Hour
-	m := keys.New(zaptest.NewLogger(t), keys.WithClock(clock))
+	m := jwks.New(zaptest.NewLogger(t), jwks.WithClock(clock))
 	t.Cleanup(m.Close)
 	m.Sync(context.Background(), &policies.Set{Issuers: []*policies.Issuer{app.Issuer}, Applications: []*policies.Application{app}})
 	if missing := m.Ready(&policies.Set{Issuers: []*policies.Issuer{app.Issuer}}); missing != nil {

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"math/big"
@@ -93,7 +94,7 @@ func (s *staticKeys) Key(_ context.Context, _ *policies.Issuer, kid string) (jwk
 	if k, ok := s.keys[kid]; ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("kid %q: %w", kid, ErrUnknownKey)
+	return nil, fmt.Errorf("kid %q: %w", kid, errTestUnknownKey)
 }
 
 // issuerKeys holds the public keys of every test key except the attacker's.
@@ -535,7 +536,7 @@ func (f failingKeys) Key(context.Context, *policies.Issuer, string) (jwk.Key, er
 
 func TestVerifyKeySourceErrors(t *testing.T) {
 	tok := sign(t, testKeys()["rsa"], claimsAt(testNow), nil)
-	for _, err := range []error{ErrUnknownKey, fmt.Errorf("wrapped: %w", ErrUnknownKey), context.Canceled} {
+	for _, err := range []error{errTestUnknownKey, fmt.Errorf("wrapped: %w", errTestUnknownKey), context.Canceled} {
 		v := newTestVerifier(failingKeys{err}, 0)
 		if _, got := v.Verify(context.Background(), tok, testApp()); got != ReasonTokenUnknownKey {
 			t.Errorf("Verify with Key error %v: reason = %q, want %q", err, got, ReasonTokenUnknownKey)
@@ -607,3 +608,7 @@ func chainOf(t testing.TB, der []byte) *cert.Chain {
 	}
 	return &c
 }
+
+// errTestUnknownKey stands for a key source's "no such kid" error: authz
+// treats every KeySource error alike, so it defines no sentinel of its own.
+var errTestUnknownKey = errors.New("unknown key id")

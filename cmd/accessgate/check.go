@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 )
 
 // requestFile is the REQUEST.json of `check --request` (contract section
@@ -166,7 +166,7 @@ func (c *cli) check(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	log, _ := newLogger("warn", "console", c.stderr)
-	km := keys.New(log.Named("keys"))
+	km := jwks.New(log.Named("keys"))
 	defer km.Close()
 	syncCtx, cancel := context.WithTimeout(ctx, keySyncTimeout)
 	km.Sync(syncCtx, set)

@@ -21,8 +21,8 @@ type signer struct{ priv jwk.Key }
 
 func newSigner(t *testing.T, kid string) signer { return signer{testkit.ES256(t, kid)} }
 
-// jwks is the key set document publishing ss.
-func jwks(t *testing.T, ss ...signer) []byte {
+// jwksDoc is the key set document publishing ss.
+func jwksDoc(t *testing.T, ss ...signer) []byte {
 	t.Helper()
 	keys := make([]jwk.Key, len(ss))
 	for i, s := range ss {
@@ -53,7 +53,7 @@ func (s signer) token(t *testing.T, iss, aud, email string) string {
 // failed" line however many retries fail within the minute.
 func TestServeJWKSOutageSignals(t *testing.T) {
 	key := newSigner(t, "k1")
-	doc := jwks(t, key)
+	doc := jwksDoc(t, key)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(doc)

@@ -26,8 +26,8 @@ import (
 	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
 	"github.com/accessgate/accessgate/envoy"
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 )
 
 // gRPC server limits.
@@ -57,7 +57,7 @@ type gate struct {
 	log     *zap.Logger
 	path    string
 	engine  *authz.Engine
-	keys    *keys.Manager
+	keys    *jwks.Manager
 	metrics *metrics
 	ctx     context.Context // cancelled at shutdown; bounds key syncs
 	live    atomic.Pointer[authz.Engine]
@@ -225,7 +225,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	g := &gate{log: log, path: path, metrics: m, ctx: ctx}
 	// The engine is built after the key manager it needs; the change hook
 	// may fire from a fetcher before that, hence keysChanged's atomic load.
-	km := keys.New(log.Named("keys"), keys.WithFetchHook(m.jwksFetched), keys.WithChangeHook(g.keysChanged))
+	km := jwks.New(log.Named("keys"), jwks.WithFetchHook(m.jwksFetched), jwks.WithChangeHook(g.keysChanged))
 	defer km.Close()
 	g.keys = km
 	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))

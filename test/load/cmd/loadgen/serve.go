@@ -27,8 +27,8 @@ import (
 
 	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/envoy"
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 	"github.com/accessgate/accessgate/test/load/emptyauthz"
 )
 
@@ -60,7 +60,7 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
-		km := keys.New(zap.NewNop())
+		km := jwks.New(zap.NewNop())
 		defer km.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		km.Sync(ctx, set)

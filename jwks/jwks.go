@@ -1,4 +1,4 @@
-// Package keys fetches, refreshes and serves the signing keys of the
+// Package jwks fetches, refreshes and serves the signing keys of the
 // issuers in a policy Set. Its Manager is the authz.KeySource of a running
 // gate (it satisfies that interface structurally; it imports neither authz
 // nor any transport).
@@ -19,7 +19,7 @@
 // keys are built from the PEM certificates of `public_certs` with their kid.
 // Only public signature keys are served: private keys are reduced to their
 // public half, symmetric keys and keys whose `use` is not "sig" are dropped.
-package keys
+package jwks
 
 import (
 	"context"

@@ -1,7 +1,7 @@
-package keys_test
+package jwks_test
 
 // JWKS faults (issue 6), injected into a real HTTP endpoint and judged
-// through the real token verifier (authz.Verifier over keys.Manager): an
+// through the real token verifier (authz.Verifier over jwks.Manager): an
 // outage at start, an outage, a slow or hanging endpoint and garbage
 // later, and a key rotation with overlap. keys_test.go covers the manager
 // on its own (forced refreshes, the rate limit, the document formats);
@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
-	"github.com/accessgate/accessgate/policies/keys"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -194,18 +194,18 @@ func (c *frozen) add(d time.Duration) {
 // gate is a real key manager for one issuer at url, and verifiers on it:
 // one with the token cache a running gate has, one without.
 type gate struct {
-	m        *keys.Manager
+	m        *jwks.Manager
 	set      *policies.Set
 	app      *policies.Application
 	cached   *authz.Verifier
 	uncached *authz.Verifier
 }
 
-func newGate(t *testing.T, url string, opts ...keys.Option) *gate {
+func newGate(t *testing.T, url string, opts ...jwks.Option) *gate {
 	t.Helper()
 	iss := &policies.Issuer{Name: "team", Issuer: "https://team.example.com", JWKSURL: url, JWKSRefresh: time.Hour, Leeway: 30 * time.Second}
 	app := &policies.Application{Name: "dashboard", Audience: "aud-dashboard", Issuer: iss}
-	m := keys.New(zaptest.NewLogger(t), opts...)
+	m := jwks.New(zaptest.NewLogger(t), opts...)
 	t.Cleanup(m.Close)
 	g := &gate{
 		m:        m,
@@ -255,8 +255,8 @@ func TestFaultJWKSDownAtStart(t *testing.T) {
 			}
 			log := make(fetches, 1000)
 			// first, longest: 1 ms doubling to 8 ms.
-			g := newGate(t, url, keys.WithFetchHook(log.hook), keys.WithBackoff(time.Millisecond, 8*time.Millisecond),
-				keys.WithTimeout(20*time.Millisecond))
+			g := newGate(t, url, jwks.WithFetchHook(log.hook), jwks.WithBackoff(time.Millisecond, 8*time.Millisecond),
+				jwks.WithTimeout(20*time.Millisecond))
 
 			if missing := g.m.Ready(g.set); len(missing) != 1 || missing[0] != "team" {
 				t.Fatalf("Ready = %v, want [team]", missing)
@@ -327,8 +327,8 @@ func TestFaultJWKSFailsLater(t *testing.T) {
 			log := make(fetches, 1000)
 			// Periodic refresh every millisecond: faults are met by the
 			// scheduled refresh, not only by an unknown kid.
-			g := newGate(t, srv.URL+"/certs", keys.WithFetchHook(log.hook), keys.WithRefreshInterval(time.Millisecond),
-				keys.WithBackoff(time.Millisecond, 2*time.Millisecond), keys.WithTimeout(20*time.Millisecond))
+			g := newGate(t, srv.URL+"/certs", jwks.WithFetchHook(log.hook), jwks.WithRefreshInterval(time.Millisecond),
+				jwks.WithBackoff(time.Millisecond, 2*time.Millisecond), jwks.WithTimeout(20*time.Millisecond))
 			tok := a.token(t, g.app)
 			if got := g.verify(t, tok); got != "" {
 				t.Fatalf("Verify before the fault = %q, want none", got)
@@ -412,7 +412,7 @@ func TestFaultJWKSRotationWithOverlap(t *testing.T) {
 	t.Run("new kid fetched on first sight", func(t *testing.T) {
 		srv := newFaultServer(t, jwksOf(t, old))
 		clk := &frozen{t: time.Unix(1_800_000_000, 0)}
-		g := newGate(t, srv.URL+"/certs", keys.WithClock(clk.now))
+		g := newGate(t, srv.URL+"/certs", jwks.WithClock(clk.now))
 		oldTok, nextTok := old.token(t, g.app), next.token(t, g.app)
 		if got := g.verify(t, oldTok); got != "" {
 			t.Fatalf("old key's token = %q", got)
@@ -428,7 +428,7 @@ func TestFaultJWKSRotationWithOverlap(t *testing.T) {
 		// old is retired. Until the next refresh its tokens still pass
 		// (they were signed while it was published); after it they fail.
 		srv.set(serveOK, 0, jwksOf(t, next))
-		clk.add(keys.DefaultMinRefreshGap)
+		clk.add(jwks.DefaultMinRefreshGap)
 		if got := g.verify(t, newECKey(t, "probe").token(t, g.app)); got != authz.ReasonTokenUnknownKey {
 			t.Fatalf("probe token = %q", got) // forces the refresh
 		}
@@ -447,7 +447,7 @@ func TestFaultJWKSRotationWithOverlap(t *testing.T) {
 		srv := newFaultServer(t, jwksOf(t, old))
 		clk := &frozen{t: time.Unix(1_800_000_000, 0)}
 		log := make(fetches, 1000)
-		g := newGate(t, srv.URL+"/certs", keys.WithClock(clk.now), keys.WithFetchHook(log.hook), keys.WithRefreshInterval(2*time.Millisecond))
+		g := newGate(t, srv.URL+"/certs", jwks.WithClock(clk.now), jwks.WithFetchHook(log.hook), jwks.WithRefreshInterval(2*time.Millisecond))
 		oldTok, nextTok := old.token(t, g.app), next.token(t, g.app)
 		if got := g.verify(t, newECKey(t, "attacker").token(t, g.app)); got != authz.ReasonTokenUnknownKey {
 			t.Fatalf("attacker token = %q", got)
