@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,114 +14,29 @@ import (
 	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/policytest"
 )
 
-// requestFile is the REQUEST.json of `check --request` (contract section
-// 6): one HTTP request as Envoy would describe it.
-type requestFile struct {
-	Method   string            `json:"method"`
-	Scheme   string            `json:"scheme"`
-	Host     string            `json:"host"`
-	Path     string            `json:"path"`
-	Headers  map[string]string `json:"headers"`
-	SourceIP string            `json:"source_ip"`
-	// ClientCertVerified is an extension: what Envoy reports for a
-	// connection with a verified client certificate.
-	ClientCertVerified bool `json:"client_cert_verified,omitempty"`
-}
+// requestFile is the REQUEST.json of `check --request`.
+type requestFile = policytest.Request
 
-// readRequest parses a REQUEST.json. Header names are lower-cased, as Envoy
-// sends them; method defaults to GET, scheme to https and path to /; a missing host is
-// taken from the :authority or host header, as the envoy adapter does.
-// Unknown fields are ignored.
+// readRequest parses a REQUEST.json (contract section 6): one HTTP request
+// as Envoy would describe it. Unknown fields are ignored; defaults are
+// policytest.Request's.
 func readRequest(data []byte) (*authz.Request, error) {
-	var f requestFile
+	var f policytest.Request
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
-	r := &authz.Request{
-		Method:             f.Method,
-		Scheme:             f.Scheme,
-		Host:               f.Host,
-		Path:               f.Path,
-		Headers:            make(map[string]string, len(f.Headers)),
-		ClientCertVerified: f.ClientCertVerified,
-	}
-	for k, v := range f.Headers {
-		r.Headers[strings.ToLower(k)] = v
-	}
-	if r.Path == "" {
-		r.Path = "/"
-	}
-	if r.Method == "" {
-		r.Method = "GET"
-	}
-	if r.Scheme == "" {
-		r.Scheme = "https"
-	}
-	if r.Host == "" {
-		r.Host = r.Headers[":authority"]
-	}
-	if r.Host == "" {
-		r.Host = r.Headers["host"]
-	}
-	if f.SourceIP != "" {
-		a, err := netip.ParseAddr(f.SourceIP)
-		if err != nil {
-			return nil, fmt.Errorf("source_ip: %w", err)
-		}
-		r.SourceIP = a.Unmap()
-	}
-	return r, nil
+	return f.Authz()
 }
 
-// decisionJSON is what `check` prints.
-type decisionJSON struct {
-	Application     string            `json:"application"`
-	Policy          string            `json:"policy"`
-	Reason          authz.Reason      `json:"reason"`
-	Status          int               `json:"status"`
-	Headers         map[string]string `json:"headers"`
-	HeadersToRemove []string          `json:"headers_to_remove"`
-	ResponseHeaders map[string]string `json:"response_headers"`
-	Body            string            `json:"body"`
-}
+// decisionJSON is what `check` prints; `test` compares the same fields.
+type decisionJSON = policytest.Output
 
-// explain renders d as check's JSON. Headers become objects (name to
-// value); a name given twice has its values joined with ", ", as HTTP
-// allows. Empty lists are [] and {}, never null.
+// explain renders d as check's JSON.
 func explain(d *authz.Decision) []byte {
-	out := decisionJSON{
-		Application:     d.Application,
-		Policy:          d.Policy,
-		Reason:          d.Reason,
-		Status:          d.Status,
-		Headers:         headerObject(d.Headers),
-		HeadersToRemove: d.HeadersToRemove,
-		ResponseHeaders: headerObject(d.ResponseHeaders),
-		Body:            d.Body,
-	}
-	if out.HeadersToRemove == nil {
-		out.HeadersToRemove = []string{}
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // keep & < > readable in URLs and bodies
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out) // cannot fail: strings, ints and maps of strings
-	return b.Bytes()
-}
-
-func headerObject(hs []authz.Header) map[string]string {
-	m := make(map[string]string, len(hs))
-	for _, h := range hs {
-		if old, ok := m[h.Key]; ok {
-			m[h.Key] = old + ", " + h.Value
-			continue
-		}
-		m[h.Key] = h.Value
-	}
-	return m
+	return policytest.Explain(d).JSON()
 }
 
 // keySyncTimeout bounds the first fetch of every issuer's keys (check and
