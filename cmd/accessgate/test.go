@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/policytest"
+)
+
+// test implements `accessgate test --config FILE TESTFILE...` (contract
+// section 9): every test of every file, one `ok NAME` or `FAIL NAME` line
+// each (a failure followed by its differing fields), then `N passed, M
+// failed`. Exit 1 when a test fails or a file is invalid; an invalid file's
+// problems go to stderr as FILE:LINE:COL: message and its tests do not run.
+func (c *cli) test(ctx context.Context, args []string) int {
+	fs := c.flagSet("test")
+	config := fs.String("config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: accessgate test --config FILE TESTFILE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *config == "" || fs.NArg() == 0 {
+		fmt.Fprintln(c.stderr, "accessgate test: --config and at least one test file are required")
+		return exitUsage
+	}
+	set, err := policies.Load(*config)
+	if err != nil {
+		c.printLoadError(err)
+		return exitFail
+	}
+	runner, err := policytest.New(set)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate test: %v\n", err)
+		return exitFail
+	}
+	passed, failed, invalid := 0, 0, false
+	for _, path := range fs.Args() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "accessgate test: %v\n", err)
+			invalid = true
+			continue
+		}
+		file, err := policytest.Parse(path, data, set)
+		if err != nil {
+			c.printLoadError(err)
+			invalid = true
+			continue
+		}
+		for _, t := range file.Tests {
+			res, err := runner.Run(ctx, t)
+			if err != nil {
+				res.Diffs = append(res.Diffs, "error: "+err.Error())
+			}
+			for _, n := range res.Notes {
+				fmt.Fprintf(c.stderr, "%s:%d: %s: %s\n", path, t.Line, t.Name, n)
+			}
+			if res.Passed() {
+				passed++
+				fmt.Fprintf(c.stdout, "ok %s\n", t.Name)
+				continue
+			}
+			failed++
+			fmt.Fprintf(c.stdout, "FAIL %s\n", t.Name)
+			for _, d := range res.Diffs {
+				fmt.Fprintln(c.stdout, d)
+			}
+		}
+	}
+	fmt.Fprintf(c.stdout, "%d passed, %d failed\n", passed, failed)
+	if failed > 0 || invalid {
+		return exitFail
+	}
+	return exitOK
+}
