@@ -54,6 +54,7 @@ Usage:
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
   accessgate test     --config FILE TESTFILE...
+  accessgate schema
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
@@ -102,6 +103,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.check(ctx, rest)
 	case "test":
 		return c.test(ctx, rest)
+	case "schema":
+		return c.schema(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK
