@@ -55,6 +55,8 @@ Usage:
   accessgate check    --config FILE --request REQUEST.json
   accessgate test     --config FILE TESTFILE...
   accessgate schema
+  accessgate import   cloudflare --apps FILE --team-domain URL [--groups FILE]
+                      [--policies FILE] [--service-tokens FILE] [--client-ca PEM]
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
@@ -105,6 +107,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.test(ctx, rest)
 	case "schema":
 		return c.schema(rest)
+	case "import":
+		return c.importCmd(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK

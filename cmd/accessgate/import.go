@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/accessgate/accessgate/cfimport"
+)
+
+// importCmd implements `accessgate import cloudflare --apps FILE
+// --team-domain URL [--groups FILE] [--policies FILE] [--service-tokens
+// FILE] [--client-ca PEM]` (contract section 9): the policy file on stdout,
+// the report on stderr, exit 1 when the import would widen access or its
+// input cannot be read.
+func (c *cli) importCmd(args []string) int {
+	if len(args) == 0 || args[0] != "cloudflare" {
+		fmt.Fprintln(c.stderr, "accessgate import: want `accessgate import cloudflare --apps FILE --team-domain URL ...`")
+		return exitUsage
+	}
+	fs := c.flagSet("import cloudflare")
+	apps := fs.String("apps", "", "Access applications, as the API returns them (required)")
+	team := fs.String("team-domain", "", "team domain URL, e.g. https://TEAM.cloudflareaccess.com (required)")
+	groups := fs.String("groups", "", "Access groups the policies name")
+	pols := fs.String("policies", "", "reusable Access policies the applications name")
+	tokens := fs.String("service-tokens", "", "service tokens the policies name (id, name, client_id)")
+	clientCA := fs.String("client-ca", "", "PEM bundle of client certificate authorities (certificate and common_name rules map only with it)")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if *apps == "" || *team == "" {
+		fmt.Fprintln(c.stderr, "accessgate import cloudflare: --apps and --team-domain are required")
+		return exitUsage
+	}
+	opts := cfimport.Options{TeamDomain: *team, ClientCA: *clientCA}
+	for _, in := range []struct {
+		path string
+		dst  *[]byte
+	}{{*apps, &opts.Apps}, {*groups, &opts.Groups}, {*pols, &opts.Policies}, {*tokens, &opts.ServiceTokens}} {
+		if in.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(in.path)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "accessgate import cloudflare: %v\n", err)
+			return exitFail
+		}
+		*in.dst = data
+	}
+	res, err := cfimport.Import(opts)
+	var ie *cfimport.Error
+	if errors.As(err, &ie) {
+		for _, line := range ie.Report {
+			fmt.Fprintln(c.stderr, line)
+		}
+		for _, p := range ie.Problems {
+			fmt.Fprintf(c.stderr, "accessgate import cloudflare: %s\n", p)
+		}
+		return exitFail
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "accessgate import cloudflare: %v\n", err)
+		return exitFail
+	}
+	c.stdout.Write(res.YAML)
+	for _, line := range res.Report {
+		fmt.Fprintln(c.stderr, line)
+	}
+	return exitOK
+}
