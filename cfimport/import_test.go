@@ -154,6 +154,23 @@ func TestImportPolicies(t *testing.T) {
 			wantErr: `app "App" (id app1): policy "P" (id p1): exclude rule group cannot be mapped: Access group "With require" (id g-require) has require or exclude rules of its own: dropping it would widen access`,
 		},
 		{
+			name:       "access group with its own require in an include: dropped",
+			apps:       app(`{"id": "p1", "name": "P", "decision": "allow", "include": [{"group": {"id": "g-require"}}]}, {"id": "p2", "name": "Q", "decision": "allow", "include": [{"email": {"email": "q@example.com"}}]}`),
+			wantReport: `policy "P" (id p1) dropped: include rule group cannot be mapped: Access group "With require" (id g-require) has require or exclude rules of its own`,
+			notYAML:    []string{"everyone"},
+		},
+		{
+			name:    "access group holding an unmappable rule in a deny fails",
+			apps:    app(`{"id": "p1", "name": "P", "decision": "deny", "include": [{"group": {"id": "g-posture"}}]}`),
+			wantErr: `include rule group cannot be mapped: Access group "Posture" (id g-posture): device_posture cannot be mapped`,
+		},
+		{
+			name:       "access group without --groups",
+			apps:       app(`{"id": "p1", "name": "P", "decision": "allow", "include": [{"group": {"id": "g-emails"}}]}, {"id": "p2", "name": "Q", "decision": "allow", "include": [{"email": {"email": "q@example.com"}}]}`),
+			opts:       []func(*Options){func(o *Options) { o.Groups = nil }},
+			wantReport: `include rule group cannot be mapped: Access group g-emails: needs --groups`,
+		},
+		{
 			name:     "access group in an exclude: each rule excludes",
 			apps:     app(`{"id": "p1", "name": "P", "decision": "allow", "include": [{"everyone": {}}], "exclude": [{"group": {"id": "g-mixed"}}]}`),
 			wantYAML: []string{"exclude:\n          - {email: [a@example.com]}\n          - {ip: [10.0.0.0/8]}"},
