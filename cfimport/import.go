@@ -591,7 +591,6 @@ func (im *importer) policy(a *application, p *policy) []*policyOut {
 		im.fatalf("%s: unknown decision %q: a deny policy misread would widen access", ref, p.Decision)
 		return nil
 	}
-	im.policySettings(a, p)
 	if grants {
 		for _, f := range []struct {
 			on   bool
@@ -704,6 +703,9 @@ func (im *importer) policy(a *application, p *policy) []*policyOut {
 	if strings.TrimSpace(name) == "" {
 		name = p.ID
 	}
+	// Settings are reported for the policies that are kept: a dropped
+	// policy's line already says it is gone.
+	im.policySettings(a, p)
 	out := &policyOut{name: name, include: include, require: require, exclude: exclude, comment: comment}
 	switch p.Decision {
 	case "allow":

@@ -539,3 +539,43 @@ func TestImportCORS(t *testing.T) {
 		})
 	}
 }
+
+// TestImportSDKShapes: responses shaped as the Go SDK's fixtures (no
+// `type`, an inline reusable policy) and as the Terraform provider writes
+// application policies ({id, precedence} with and without precedence).
+func TestImportSDKShapes(t *testing.T) {
+	res, err := Import(Options{TeamDomain: teamURL, Apps: readTestdata(t, "sdk_apps.json"), Policies: readTestdata(t, "sdk_policies.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policies.Parse("sdk.yaml", res.YAML)
+	if err != nil {
+		t.Fatalf("output does not validate: %v\n%s", err, res.YAML)
+	}
+	if len(set.Applications) != 2 {
+		t.Fatalf("%d applications, want 2:\n%s", len(set.Applications), res.YAML)
+	}
+	admin, staging := set.Applications[0], set.Applications[1]
+	if admin.Domains[0] != "test.example.com/admin" || admin.CORS == nil || !admin.CORS.AllowAllHeaders || admin.CORS.MaxAgeValue != "" ||
+		len(admin.PostAuth) != 1 || len(admin.PostAuth[0].Require) != 1 || len(admin.PostAuth[0].Exclude) != 1 {
+		t.Errorf("Admin Site imported as %+v", admin)
+	}
+	// Terraform order: the listed order when not every entry has a
+	// precedence; the non_identity ip policy becomes a bypass.
+	if len(staging.PostAuth) != 1 || staging.PostAuth[0].Name != "staging allow" || len(staging.PreAuth) != 1 ||
+		staging.PreAuth[0].Action != policies.ActionBypass || staging.PreAuth[0].Name != "staging machines" {
+		t.Errorf("Staging imported as pre %+v post %+v", staging.PreAuth, staging.PostAuth)
+	}
+	if staging.Unauthenticated != policies.UnauthRedirect {
+		t.Errorf("Staging has an allow policy: unauthenticated must stay redirect")
+	}
+	report := strings.Join(res.Report, "\n")
+	for _, want := range []string{
+		`app "Admin Site" (id 480f4f69-1a28-4fdd-9240-1ed29f0ac1db): setting allowed_idps = ["f174e90a-fafe-4643-bbbc-4a0ed4fc8415"] not carried over`,
+		`app "Admin Site" (id 480f4f69-1a28-4fdd-9240-1ed29f0ac1db): cors_headers.max_age -1 not carried over`,
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
