@@ -129,7 +129,7 @@ func Import(opts Options) (*Result, error) {
 	names := map[string]bool{}
 	claimed := map[string]string{}
 	for _, a := range apps {
-		o := im.application(a, issuer)
+		o := im.application(a)
 		if o == nil {
 			continue
 		}
@@ -210,7 +210,6 @@ func checkPEM(path string) error {
 
 // appOut is one application of the output.
 type appOut struct {
-	cf         *application
 	name       string
 	domains    []string
 	audience   string
@@ -237,7 +236,7 @@ type policyOut struct {
 
 // application maps one Access application, or returns nil (reported) when
 // it cannot be imported at all.
-func (im *importer) application(a *application, issuer issuerOut) *appOut {
+func (im *importer) application(a *application) *appOut {
 	ref := appRef(a)
 	if a.Type != "" && a.Type != "self_hosted" {
 		im.reportf("%s: not imported: type %s (only self_hosted applications are)", ref, a.Type)
@@ -247,7 +246,7 @@ func (im *importer) application(a *application, issuer issuerOut) *appOut {
 		im.reportf("%s: not imported: it has no aud", ref)
 		return nil
 	}
-	o := &appOut{cf: a, name: a.Name, audience: a.AUD}
+	o := &appOut{name: a.Name, audience: a.AUD}
 	if strings.TrimSpace(o.name) == "" {
 		o.name = a.ID
 	}
