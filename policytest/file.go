@@ -89,6 +89,15 @@ func Parse(file string, data []byte, set *policies.Set) (*File, error) {
 		f.Tests = w.tests(root, set)
 	}
 	if len(w.errs) > 0 {
+		// A position past the last line (yaml.v3 puts a node that ends the
+		// input on the line after it) is moved onto it, so that every
+		// FILE:LINE:COL points into the file.
+		last := yamlLines(data)
+		for _, e := range w.errs {
+			if e.Line > last {
+				e.Line, e.Col = last, 1
+			}
+		}
 		slices.SortStableFunc(w.errs, func(a, b *policies.Error) int {
 			if c := cmp.Compare(a.Line, b.Line); c != 0 {
 				return c
@@ -98,6 +107,16 @@ func Parse(file string, data []byte, set *policies.Set) (*File, error) {
 		return nil, w.errs
 	}
 	return f, nil
+}
+
+// yamlLines counts the lines of data as the YAML scanner does: LF, a lone
+// CR, NEL, LS and PS each end a line; CRLF is one break.
+func yamlLines(data []byte) int {
+	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
+	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(br))
+	}
+	return n
 }
 
 // walker walks a test file's yaml.Node tree, collecting every problem.
@@ -146,7 +165,7 @@ func (w *walker) document(data []byte) *yaml.Node {
 				line++
 			}
 		}
-		line = min(max(line, 1), bytes.Count(data, []byte("\n"))+1)
+		line = min(max(line, 1), yamlLines(data))
 		w.errs = append(w.errs, &policies.Error{File: w.file, Line: line, Col: 1, Msg: "yaml syntax error: " + msg})
 		return nil
 	}
