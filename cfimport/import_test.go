@@ -301,6 +301,11 @@ func TestImportPolicies(t *testing.T) {
 			wantErr: `exclude rule email cannot be mapped: "éve@example.com" holds a non-ASCII character`,
 		},
 		{
+			name:    "non-ASCII e-mail domain in a deny policy fails",
+			apps:    app(`{"id": "p1", "name": "P", "decision": "deny", "include": [{"email_domain": {"domain": "exämple.com"}}]}`),
+			wantErr: `include rule email_domain cannot be mapped`,
+		},
+		{
 			name:     "non-ASCII e-mail in an allow include is kept: it can only fail closed",
 			apps:     app(`{"id": "p1", "name": "P", "decision": "allow", "include": [{"email": {"email": "éve@example.com"}}]}`),
 			wantYAML: []string{"{email: [éve@example.com]}"},
