@@ -9,12 +9,12 @@ import (
 // completes and checks a file that names it.
 //
 // Adding a key to the parser means adding it here too, in the object of
-// the function that reads it (schemaObjects): TestSchemaMatchesParser reads
+// the mapping that holds it (schemaObjects): TestSchemaMatchesParser reads
 // the parser's source and fails, naming the key, when the two differ.
 
 // schemaObjects are the mappings of the policy file: each object's
-// properties are exactly the keys the parser function named in
-// parserObjects accepts.
+// properties are exactly the keys the parser accepts in the mapping that
+// parserObjects names.
 var schemaObjects = map[string]object{
 	"policy_file": {
 		desc: "An accessgate policy file.",
@@ -25,6 +25,41 @@ var schemaObjects = map[string]object{
 			"issuers":        list("Identity issuers whose Access tokens applications accept.", ref("issuer")),
 			"service_tokens": list("Service tokens (Cf-Access-Client-Id / Cf-Access-Client-Secret) that service_token selectors name.", ref("service_token")),
 			"applications":   list("Protected applications: hosts and paths with their policies.", ref("application")),
+			"client_certificate_authorities": nonEmptyList("PEM bundles (relative to the policy file's folder) of the certificate authorities that valid_certificate and common_name check client certificates against.",
+				str("A PEM file of CA certificates.")),
+			"login": ref("login"),
+		},
+	},
+	"login": {
+		desc:     "Built-in sign-in: accessgate as its own Access team domain, signing users in at OpenID Connect providers.",
+		required: []string{"team_domain", "signing_key_files", "cookie_secret_file", "providers"},
+		props: props{
+			"team_domain":        format(str("Origin of the sign-in (https://auth.example.com): the issuer of the tokens it mints, used by applications as issuer: login."), "uri"),
+			"signing_key_files":  nonEmptyList("PEM private keys (ES256 or RS256, see accessgate keygen) relative to the policy file's folder; the first signs, every one verifies.", str("A PEM private key file.")),
+			"cookie_secret_file": str("File (relative to the policy file's folder) holding at least 32 secret bytes that protect the sign-in's cookies."),
+			"session_duration":   withDefault(duration("Lifetime of the sign-in session and of the tokens it mints, unless an application sets its own; positive."), "24h"),
+			"providers":          nonEmptyList("OpenID Connect identity providers users sign in at.", ref("provider")),
+		},
+	},
+	"provider": {
+		desc:     "An OpenID Connect identity provider.",
+		required: []string{"name", "issuer", "client_id"},
+		props: props{
+			"name":                   str("Name that allowed_providers uses."),
+			"type":                   enum("Provider protocol.", "oidc", "oidc"),
+			"issuer":                 format(str("The provider's issuer URL (https, or http to a loopback address); its discovery document is read from it."), "uri"),
+			"client_id":              scalar("The OAuth client id registered at the provider."),
+			"client_secret_file":     str("File (relative to the policy file's folder) holding the OAuth client secret."),
+			"scopes":                 withDefault(list("Scopes asked for; must include openid.", str("A scope.")), []string{"openid", "email", "profile"}),
+			"groups_claim":           str("The ID token or userinfo claim that carries the user's groups."),
+			"require_verified_email": boolean("Refuse users whose provider does not say their email is verified.", true),
+		},
+	},
+	"cookie": {
+		desc: "Attributes of the CF_Authorization cookie the built-in sign-in sets for this application.",
+		props: props{
+			"same_site": enum("SameSite attribute (strict is refused: the browser would loop on sign-in).", "lax", "lax", "none"),
+			"http_only": boolean("HttpOnly attribute.", true),
 		},
 	},
 	"issuer": {
@@ -59,14 +94,18 @@ var schemaObjects = map[string]object{
 		desc:     "A protected application.",
 		required: []string{"name", "domains", "issuer", "audience", "policies"},
 		props: props{
-			"name":             str("Application name, used in answers, logs and metrics."),
-			"domains":          nonEmptyList("Hosts with an optional leading *. wildcard (one label) and an optional path prefix, e.g. api.example.com/v1.", str("host[/path]")),
-			"issuer":           str("Name of the issuer (in issuers) whose tokens this application accepts."),
-			"audience":         scalar("The token's aud must contain this (the application's AUD tag)."),
-			"unauthenticated":  enum("What a browser navigation without a valid token gets: a redirect to login_url, or 401.", "redirect", "redirect", "deny"),
-			"cors":             ref("cors"),
-			"identity_headers": boolean("Set Cf-Access-Authenticated-User-Email and Cf-Access-Jwt-Assertion on forwarded requests.", true),
-			"policies":         nonEmptyList("Policies: bypass and service_auth first, in file order; then block and allow, in file order; the first match decides.", ref("policy")),
+			"name":                 str("Application name, used in answers, logs and metrics."),
+			"domains":              nonEmptyList("Hosts with an optional leading *. wildcard (one label) and an optional path prefix, e.g. api.example.com/v1.", str("host[/path]")),
+			"issuer":               str("Name of the issuer (in issuers) whose tokens this application accepts."),
+			"audience":             scalar("The token's aud must contain this (the application's AUD tag)."),
+			"unauthenticated":      enum("What a browser navigation without a valid token gets: a redirect to login_url, or 401.", "redirect", "redirect", "deny"),
+			"cors":                 ref("cors"),
+			"identity_headers":     boolean("Set Cf-Access-Authenticated-User-Email and Cf-Access-Jwt-Assertion on forwarded requests.", true),
+			"policies":             nonEmptyList("Policies: bypass and service_auth first, in file order; then block and allow, in file order; the first match decides.", ref("policy")),
+			"case_sensitive_paths": boolean("Compare path prefixes (domains and policy paths) byte for byte; by default they compare ASCII case-insensitively.", false),
+			"session_duration":     duration("Built-in sign-in only: lifetime of the CF_Authorization cookie and token minted for this application; positive."),
+			"cookie":               ref("cookie"),
+			"allowed_providers":    nonEmptyList("Built-in sign-in only: the providers (by name, from login.providers) this application accepts; default every one.", str("A provider name.")),
 		},
 	},
 	"cors": {
@@ -110,20 +149,44 @@ var schemaObjects = map[string]object{
 			"country":           nonEmptyList("The token's country claim is one (ASCII case-insensitive).", pattern(str("A two-letter ISO 3166 code."), "^[A-Za-z]{2}$")),
 			"service_token":     nonEmptyList("A valid, unexpired service token with one of these names was presented.", str("A name from service_tokens.")),
 			"any_service_token": constTrue("Any valid, unexpired service token was presented."),
-			"valid_certificate": constTrue("The client certificate chains to a configured certificate authority."),
+			"valid_certificate": constTrue("The client certificate chains to one of client_certificate_authorities and allows client authentication."),
+			"common_name":       nonEmptyList("valid_certificate holds and the client certificate's subject common name equals one (exact).", str("A common name.")),
 		},
 	},
 }
 
-// parserObjects maps each parser function that reads a mapping to its
-// schema object; TestSchemaMatchesParser compares their keys.
+// parserObjects maps each mapping the parser reads, by its name in the
+// parser's messages, to its schema object; TestSchemaMatchesParser compares
+// their keys.
 var parserObjects = map[string]string{
-	"set":          "policy_file",
-	"issuer":       "issuer",
-	"serviceToken": "service_token",
-	"application":  "application",
-	"cors":         "cors",
-	"policy":       "policy",
+	"policy file":   "policy_file",
+	"issuer":        "issuer",
+	"service token": "service_token",
+	"application":   "application",
+	"cors":          "cors",
+	"policy":        "policy",
+	"login":         "login",
+	"provider":      "provider",
+	"cookie":        "cookie",
+}
+
+// pendingKeys are keys (object.key) and objects of the policy file that
+// the schema describes while this build's parser does not read them yet:
+// the contract's revision-2 and sign-in keys, which the parser gains in a
+// change made alongside this one. TestSchemaMatchesParser lets only these
+// be missing from the parser; once the parser reads them the entries are
+// no longer used and can go.
+var pendingKeys = map[string]bool{
+	"policy_file.client_certificate_authorities": true,
+	"policy_file.login":                          true,
+	"application.case_sensitive_paths":           true,
+	"application.session_duration":               true,
+	"application.cookie":                         true,
+	"application.allowed_providers":              true,
+	"selector.common_name":                       true,
+	"login":                                      true,
+	"provider":                                   true,
+	"cookie":                                     true,
 }
 
 // Schema returns the JSON Schema (draft 2020-12) of the policy file,
