@@ -2,11 +2,29 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
 	"github.com/accessgate/accessgate/cfimport"
 )
+
+// importFlags are the flags of `import cloudflare`.
+type importFlags struct {
+	apps, team, groups, policies, tokens, clientCA string
+}
+
+// importFlagSet is import cloudflare's flags, filling f.
+func (c *cli) importFlagSet(f *importFlags) *flag.FlagSet {
+	fs := c.flagSet("import cloudflare")
+	fs.StringVar(&f.apps, "apps", "", "Access applications, as the API returns them (required)")
+	fs.StringVar(&f.team, "team-domain", "", "team domain URL, e.g. https://TEAM.cloudflareaccess.com (required)")
+	fs.StringVar(&f.groups, "groups", "", "Access groups the policies name")
+	fs.StringVar(&f.policies, "policies", "", "reusable Access policies the applications name")
+	fs.StringVar(&f.tokens, "service-tokens", "", "service tokens the policies name (id, name, client_id)")
+	fs.StringVar(&f.clientCA, "client-ca", "", "PEM bundle of client certificate authorities (certificate and common_name rules map only with it)")
+	return fs
+}
 
 // importCmd implements `accessgate import cloudflare --apps FILE
 // --team-domain URL [--groups FILE] [--policies FILE] [--service-tokens
@@ -14,20 +32,21 @@ import (
 // the report on stderr, exit 1 when the import would widen access or its
 // input cannot be read.
 func (c *cli) importCmd(args []string) int {
+	var f importFlags
+	fs := c.importFlagSet(&f)
 	if len(args) == 0 || args[0] != "cloudflare" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fs.Usage()
+			return exitOK
+		}
 		fmt.Fprintln(c.stderr, "accessgate import: want `accessgate import cloudflare --apps FILE --team-domain URL ...`")
+		fs.Usage()
 		return exitUsage
 	}
-	fs := c.flagSet("import cloudflare")
-	apps := fs.String("apps", "", "Access applications, as the API returns them (required)")
-	team := fs.String("team-domain", "", "team domain URL, e.g. https://TEAM.cloudflareaccess.com (required)")
-	groups := fs.String("groups", "", "Access groups the policies name")
-	pols := fs.String("policies", "", "reusable Access policies the applications name")
-	tokens := fs.String("service-tokens", "", "service tokens the policies name (id, name, client_id)")
-	clientCA := fs.String("client-ca", "", "PEM bundle of client certificate authorities (certificate and common_name rules map only with it)")
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
+	apps, team, groups, pols, tokens, clientCA := &f.apps, &f.team, &f.groups, &f.policies, &f.tokens, &f.clientCA
 	if *apps == "" || *team == "" {
 		fmt.Fprintln(c.stderr, "accessgate import cloudflare: --apps and --team-domain are required")
 		return exitUsage

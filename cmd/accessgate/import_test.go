@@ -38,6 +38,9 @@ func TestImportCommand(t *testing.T) {
 		}
 	}
 
+	if code, _, errOut := runCLI(t, nil, "import", "-h"); code != 0 || !strings.Contains(errOut, "-team-domain") {
+		t.Errorf("import -h: exit %d, %s; want 0 and the flags", code, errOut)
+	}
 	for _, args := range [][]string{
 		{"import"},
 		{"import", "okta", "--apps", td + "apps.json"},

@@ -11,18 +11,26 @@ import (
 	"github.com/accessgate/accessgate/policytest"
 )
 
+// testFlagSet is test's flags, filling config.
+func (c *cli) testFlagSet(config *string) *flag.FlagSet {
+	fs := c.flagSet("test")
+	fs.StringVar(config, "config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: accessgate test --config FILE TESTFILE...")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // test implements `accessgate test --config FILE TESTFILE...` (contract
 // section 9): every test of every file, one `ok NAME` or `FAIL NAME` line
 // each (a failure followed by its differing fields), then `N passed, M
 // failed`. Exit 1 when a test fails or a file is invalid; an invalid file's
 // problems go to stderr as FILE:LINE:COL: message and its tests do not run.
 func (c *cli) test(ctx context.Context, args []string) int {
-	fs := c.flagSet("test")
-	config := fs.String("config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: accessgate test --config FILE TESTFILE...")
-		fs.PrintDefaults()
-	}
+	config := new(string)
+	fs := c.testFlagSet(config)
+	// The test files follow the flags, so flag.Parse stops at the first.
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
