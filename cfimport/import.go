@@ -296,7 +296,7 @@ func (im *importer) domains(a *application, o *appOut) {
 		}
 	}
 	if private > 0 {
-		im.reportf("%s: %d private destination(s) not imported (accessgate protects HTTP hosts)", ref, private)
+		im.reportf("%s: %d private destination(s) not imported (only public HTTP destinations are)", ref, private)
 	}
 	switch {
 	case len(list) > 0:
