@@ -72,6 +72,24 @@ type importer struct {
 
 	report []string
 	fatal  []string
+
+	// orphans are Cloudflare domains this import does not claim, and
+	// moved the /x/* domains it claims as /x: checkCoverage makes sure no
+	// other imported application picks up their requests.
+	orphans []orphan
+	moved   []moved
+}
+
+// orphan is a domain of a Cloudflare application that the import does not
+// carry over.
+type orphan struct {
+	ref, domain string
+}
+
+// moved is a host/x/* domain imported as host/x, which covers /x itself.
+type moved struct {
+	ref, domain string
+	app         *appOut
 }
 
 // Import runs one import.
@@ -147,6 +165,7 @@ func Import(opts Options) (*Result, error) {
 		}
 		out = append(out, o)
 	}
+	im.checkCoverage(out)
 	if len(im.fatal) > 0 {
 		return nil, &Error{Problems: im.fatal, Report: im.report}
 	}
@@ -240,10 +259,12 @@ func (im *importer) application(a *application) *appOut {
 	ref := appRef(a)
 	if a.Type != "" && a.Type != "self_hosted" {
 		im.reportf("%s: not imported: type %s (only self_hosted applications are)", ref, a.Type)
+		im.orphan(ref, publicDomains(a)...)
 		return nil
 	}
 	if a.AUD == "" {
 		im.reportf("%s: not imported: it has no aud", ref)
+		im.orphan(ref, publicDomains(a)...)
 		return nil
 	}
 	o := &appOut{name: a.Name, audience: a.AUD}
@@ -271,12 +292,41 @@ func (im *importer) application(a *application) *appOut {
 	// sends Cloudflare users to log in: it answers 403.
 	o.unauthDeny = !identity
 	if len(o.policies) == 0 {
-		if len(im.fatal) == 0 {
-			im.reportf("%s: not imported: none of its policies could be carried over; its domains fall to default_action: deny", ref)
-		}
-		return nil
+		// Keep the application, refusing everyone: without it, its
+		// requests could reach a less specific application instead.
+		im.reportf("%s: none of its policies could be carried over: imported with one block policy for everyone", ref)
+		o.policies = []*policyOut{{
+			name: "nothing imported", action: "block", include: []selector{{kind: "everyone"}},
+			comment: "No Cloudflare policy of this application could be carried over.",
+		}}
 	}
 	return o
+}
+
+// publicDomains lists an application's domains as Cloudflare routes them:
+// its public destinations, else its self_hosted_domains, else its domain.
+func publicDomains(a *application) []string {
+	var list []string
+	for _, d := range a.Destinations {
+		if (d.Type == "public" || d.Type == "") && d.URI != "" {
+			list = append(list, d.URI)
+		}
+	}
+	switch {
+	case len(list) > 0:
+		return list
+	case len(a.SelfHostedDomains) > 0:
+		return a.SelfHostedDomains
+	case a.Domain != "":
+		return []string{a.Domain}
+	}
+	return nil
+}
+
+func (im *importer) orphan(ref string, domains ...string) {
+	for _, d := range domains {
+		im.orphans = append(im.orphans, orphan{ref: ref, domain: d})
+	}
 }
 
 // domains maps the application's public destinations, else its
@@ -318,10 +368,12 @@ func (im *importer) domains(a *application, o *appOut) {
 		m, note, err := mapDomain(d)
 		if err != nil {
 			im.reportf("%s: domain %q not imported: %v", ref, d, err)
+			im.orphan(ref, d)
 			continue
 		}
 		if note != "" {
 			im.reportf("%s: domain %q imported as %q: %s", ref, d, m, note)
+			im.moved = append(im.moved, moved{ref: ref, domain: m, app: o})
 		}
 		if !slices.Contains(o.domains, m) {
 			o.domains = append(o.domains, m)
@@ -796,4 +848,99 @@ func (im *importer) tokenName(t *serviceToken) string {
 	im.takenNames[n] = true
 	im.tokenNames[t.ID] = n
 	return n
+}
+
+// checkCoverage fails the import where a request Cloudflare routes to one
+// application would reach another, less specific one here: a domain that
+// is not carried over (its application skipped, or a wildcard with no
+// accessgate equivalent), and the /x that a host/x/* domain now covers
+// although Cloudflare leaves it to a less specific application. Either
+// would put those requests under policies that Cloudflare does not apply
+// to them.
+func (im *importer) checkCoverage(apps []*appOut) {
+	for _, o := range im.orphans {
+		for _, a := range apps {
+			for _, d := range a.domains {
+				if mayCatch(d, o.domain) {
+					im.fatalf("%s: domain %q is not imported, and its requests would reach application %q (domain %s) instead", o.ref, o.domain, a.name, d)
+				}
+			}
+		}
+	}
+	for _, m := range im.moved {
+		host, path := splitDomain(m.domain)
+		for _, a := range apps {
+			if a == m.app {
+				continue
+			}
+			for _, d := range a.domains {
+				if dh, _ := splitDomain(d); (strings.HasPrefix(host, "*.") && dh == host || !strings.HasPrefix(host, "*.")) && covers(d, host, path) {
+					im.fatalf("%s: domain %s covers %s itself, which Cloudflare leaves to application %q (domain %s): %s would get this application's policies instead", m.ref, m.domain, path, a.name, d, path)
+				}
+			}
+		}
+	}
+}
+
+func splitDomain(d string) (host, path string) {
+	host, path, _ = strings.Cut(d, "/")
+	if path != "" || strings.HasSuffix(d, "/") {
+		path = "/" + path
+	}
+	return strings.ToLower(host), path
+}
+
+// covers reports whether accessgate domain d covers a request for host
+// and path (letter case ignored, as is safe for this check).
+func covers(d, host, path string) bool {
+	dh, dp := splitDomain(d)
+	if base, ok := strings.CutPrefix(dh, "*."); ok {
+		i := strings.IndexByte(host, '.')
+		if host != dh && (i <= 0 || host[i+1:] != base) {
+			return false
+		}
+	} else if dh != host {
+		return false
+	}
+	return prefixCovers(dp, path)
+}
+
+// prefixCovers reports whether the path prefix p covers path, on segment
+// boundaries.
+func prefixCovers(p, path string) bool {
+	p = strings.TrimSuffix(p, "/")
+	if p == "" {
+		return true
+	}
+	return len(path) >= len(p) && strings.EqualFold(path[:len(p)], p) && (len(path) == len(p) || path[len(p)] == '/')
+}
+
+// mayCatch reports, erring on the side of yes, whether the imported domain
+// d covers some request that the Cloudflare domain cf (wildcards anywhere)
+// would have claimed, without being more specific than cf; Cloudflare
+// routes requests that both claim to the more specific application, as
+// accessgate does.
+func mayCatch(d, cf string) bool {
+	host, path := splitDomain(strings.TrimSpace(cf))
+	literal := path
+	if i := strings.IndexByte(literal, '*'); i >= 0 {
+		literal = literal[:i]
+	}
+	dh, dp := splitDomain(d)
+	if i := strings.LastIndexByte(host, '*'); i >= 0 {
+		// A wildcard host: only a wildcard domain here is less specific.
+		base, ok := strings.CutPrefix(dh, "*.")
+		if !ok || !strings.HasSuffix(host[i+1:], base) {
+			return false
+		}
+	} else if !covers(dh, host, "/") {
+		return false
+	}
+	dp = strings.TrimSuffix(dp, "/")
+	if dp == "" {
+		return true
+	}
+	// literal may end inside a segment (/fo from /fo*): dp catches it when
+	// it is a whole-segment prefix of the literal part.
+	return prefixCovers(dp, literal) || strings.EqualFold(strings.TrimSuffix(literal, "/"), dp)
 }

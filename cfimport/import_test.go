@@ -136,7 +136,7 @@ func TestImportPolicies(t *testing.T) {
 			name:       "access group in a require, mixed types: dropped",
 			apps:       app(`{"id": "p1", "name": "P", "decision": "allow", "include": [{"everyone": {}}], "require": [{"group": {"id": "g-mixed"}}]}`),
 			wantReport: `policy "P" (id p1) dropped: require rule group cannot be mapped`,
-			wantYAML:   []string{"applications: []"},
+			wantYAML:   []string{"policies:\n      # No Cloudflare policy of this application could be carried over.\n      - name: nothing imported\n        action: block\n        include:\n          - {everyone: true}"},
 		},
 		{
 			name:     "nested access groups in an include",
@@ -582,5 +582,53 @@ func TestImportSDKShapes(t *testing.T) {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
+	}
+}
+
+// TestImportKeepsRoutes: a request Cloudflare routes to one application
+// never reaches another, less specific one here, whether its own
+// application or domain was not imported or a host/x/* domain now covers
+// /x itself.
+func TestImportKeepsRoutes(t *testing.T) {
+	allow := `[{"id": "p", "name": "P", "decision": "allow", "include": [{"everyone": {}}]}]`
+	mk := func(id, typ, aud, domain string) string {
+		return `{"id": "` + id + `", "name": "` + id + `", "type": "` + typ + `", "aud": "` + aud + `", "domain": "` + domain + `", "policies": ` + allow + `}`
+	}
+	tests := []struct {
+		name    string
+		apps    []string
+		wantErr string // "" for an import that succeeds
+	}{
+		{"skipped ssh app under a wildcard", []string{mk("wild", "self_hosted", "a1", "*.example.com"), mk("ssh", "ssh", "a2", "ssh.example.com")},
+			`app "ssh" (id ssh): domain "ssh.example.com" is not imported, and its requests would reach application "wild" (domain *.example.com) instead`},
+		{"skipped ssh app elsewhere", []string{mk("wild", "self_hosted", "a1", "*.example.com"), mk("ssh", "ssh", "a2", "ssh.example.net")}, ""},
+		{"app without aud under its host's app", []string{mk("root", "self_hosted", "a1", "app.example.com"), mk("admin", "self_hosted", "", "app.example.com/admin")},
+			`domain "app.example.com/admin" is not imported, and its requests would reach application "root"`},
+		{"mid-label wildcard under a wildcard", []string{mk("wild", "self_hosted", "a1", "*.example.com"), mk("mid", "self_hosted", "a2", "*test.example.com")},
+			`domain "*test.example.com" is not imported`},
+		{"path wildcard under its host's app", []string{mk("root", "self_hosted", "a1", "app.example.com"), mk("foo", "self_hosted", "a2", "app.example.com/foo*/bar")},
+			`domain "app.example.com/foo*/bar" is not imported`},
+		{"path wildcard beside a more specific app", []string{mk("other", "self_hosted", "a1", "app.example.com/other"), mk("foo", "self_hosted", "a2", "app.example.com/foo*/bar")}, ""},
+		{"host/x/* under its host's app", []string{mk("root", "self_hosted", "a1", "app.example.com"), mk("pub", "self_hosted", "a2", "app.example.com/public/*")},
+			`app "pub" (id pub): domain app.example.com/public covers /public itself, which Cloudflare leaves to application "root" (domain app.example.com)`},
+		{"host/x/* alone", []string{mk("pub", "self_hosted", "a2", "app.example.com/public/*")}, ""},
+		{"host/x/* beside a sibling path", []string{mk("pub", "self_hosted", "a2", "app.example.com/public/*"), mk("priv", "self_hosted", "a3", "app.example.com/private")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Import(Options{TeamDomain: teamURL, Apps: []byte("[" + strings.Join(tt.apps, ",") + "]")})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Import: %v", err)
+				}
+				if _, err := policies.Parse("out.yaml", res.YAML); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Import: err = %v, want one naming %q", err, tt.wantErr)
+			}
+		})
 	}
 }
