@@ -76,7 +76,7 @@ func (p *parser) cors(n *yaml.Node) *CORS {
 		list, _ := p.tokens(v.val, "allow_headers", "header name")
 		c.Headers = make(map[string]struct{}, len(list))
 		for _, h := range list {
-			c.Headers[strings.ToLower(h)] = struct{}{}
+			c.Headers[LowerASCII(h)] = struct{}{}
 		}
 		c.AllowHeadersValue = strings.Join(list, ", ")
 	}

@@ -177,7 +177,7 @@ func (p *parser) boolean(v *yaml.Node, what string) (bool, bool) {
 		p.errorf(v, "%s must be true or false, not %s", what, kindName(v))
 		return false, false
 	}
-	b, err := strconv.ParseBool(strings.ToLower(v.Value))
+	b, err := strconv.ParseBool(LowerASCII(v.Value))
 	if err != nil {
 		p.errorf(v, "%s must be true or false", what)
 		return false, false

@@ -30,10 +30,10 @@ func (c *CORS) OriginAllowed(origin string) bool {
 	if origin == "null" {
 		return m.null
 	}
-	if hasUpper(origin) {
-		// Rare (browsers send lower case); only this path allocates.
-		origin = strings.ToLower(origin)
-	}
+	// Browsers send lower case: LowerASCII then returns origin itself
+	// without allocating. Only A–Z fold, so that no Unicode letter can
+	// turn into an ASCII one and make an origin valid that is not.
+	origin = LowerASCII(origin)
 	schemeEnd, hostStart, hostEnd, ok := splitOrigin(origin)
 	if !ok {
 		return false
@@ -55,15 +55,6 @@ func (c *CORS) OriginAllowed(origin string) bool {
 			if _, ok := suffixes[origin[i:]]; ok {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
 		}
 	}
 	return false
@@ -156,7 +147,7 @@ func (m *originMatcher) addPattern(s string) error {
 	if s == "*" {
 		return errors.New(`use allow_all_origins: true instead of "*"`)
 	}
-	o := strings.ToLower(s)
+	o := LowerASCII(s)
 	scheme, rest, ok := strings.Cut(o, "://")
 	if !ok {
 		return errors.New("want scheme://host[:port]")

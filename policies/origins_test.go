@@ -58,6 +58,10 @@ func TestOriginAllowed(t *testing.T) {
 		{"allow all refuses bad port", all, "https://a.example:99999", false},
 		{"allow all refuses path", all, "https://a.example/x", false},
 		{"allow all with explicit null", allNull, "null", true},
+		// Unicode case mapping would turn the Kelvin sign into "k": only
+		// A-Z fold, so it stays an invalid host character.
+		{"allow all refuses Kelvin sign", all, "https://\u212Aate.example.com", false},
+		{"wildcard refuses Kelvin sign", list, "https://\u212A.example.com", false},
 		{"nil cors", nil, "https://www.example.com", false},
 	}
 	for _, tt := range tests {

@@ -212,7 +212,7 @@ func (p *parser) valueSet(v *yaml.Node, what string, lower bool, check func(stri
 	set := make(map[string]struct{}, len(list))
 	for i, s := range list {
 		if lower {
-			s = strings.ToLower(s)
+			s = LowerASCII(s)
 		}
 		if check != nil {
 			if msg := check(s); msg != "" {
