@@ -163,8 +163,33 @@ func New(log *zap.Logger, opts ...Option) *Manager {
 		m.transport = http.DefaultTransport.(*http.Transport).Clone()
 		m.client = &http.Client{Transport: m.transport}
 	}
+	// A copy, so that the rule also holds for a client passed in without
+	// changing the caller's.
+	c := *m.client
+	c.CheckRedirect = httpsRedirectsOnly
+	m.client = &c
 	m.base, m.cancel = context.WithCancel(context.Background())
 	return m
+}
+
+// maxRedirects is net/http's own limit, kept when CheckRedirect is set.
+const maxRedirects = 10
+
+// errInsecureRedirect refuses a key-set redirect to anything but https.
+var errInsecureRedirect = errors.New("redirect to a non-https URL refused")
+
+// httpsRedirectsOnly follows a redirect only to an https URL: keys fetched
+// in clear text let anyone on the path forge every token, and a jwks_url
+// over https that redirects to http would be exactly that. It holds for an
+// http jwks_url on loopback too, whose redirect may leave the machine.
+func httpsRedirectsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: %s", errInsecureRedirect, req.URL.Redacted())
+	}
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	return nil
 }
 
 // Generation counts changes of the keys served; it moves on whenever they
