@@ -2,8 +2,11 @@ package policies
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // originMatcher holds an application's allowed origins, lower-cased in
@@ -155,9 +158,15 @@ func (m *originMatcher) addPattern(s string) error {
 	if after, ok := strings.CutPrefix(rest, "*."); ok {
 		// Validate as if the wildcard were one label.
 		probe := scheme + "://x." + after
-		_, hostStart, _, ok := splitOrigin(probe)
+		_, hostStart, hostEnd, ok := splitOrigin(probe)
 		if !ok {
 			return errors.New("want scheme://*.host[:port] with nothing after the port")
+		}
+		if err := checkDefaultPort(scheme, probe[hostEnd:]); err != nil {
+			return err
+		}
+		if suffix := probe[hostStart+2 : hostEnd]; isPublicSuffix(suffix) {
+			return fmt.Errorf("the wildcard covers every site under the public suffix %s, where anyone can host a credentialed origin", suffix)
 		}
 		if m.wild == nil {
 			m.wild = map[string]map[string]struct{}{}
@@ -171,15 +180,46 @@ func (m *originMatcher) addPattern(s string) error {
 	if strings.Contains(rest, "*") {
 		return errors.New("a wildcard is only allowed as a leading *. of the host")
 	}
-	if _, _, _, ok := splitOrigin(o); !ok {
+	_, _, hostEnd, ok := splitOrigin(o)
+	if !ok {
 		if strings.Contains(rest, "/") {
 			return errors.New("an origin has no path, not even a trailing /")
 		}
 		return errors.New("want scheme://host[:port]")
+	}
+	if err := checkDefaultPort(scheme, o[hostEnd:]); err != nil {
+		return err
 	}
 	if m.exact == nil {
 		m.exact = map[string]struct{}{}
 	}
 	m.exact[o] = struct{}{}
 	return nil
+}
+
+// defaultPorts are the ports browsers leave out of an Origin.
+var defaultPorts = map[string]string{"http": ":80", "https": ":443"}
+
+// checkDefaultPort refuses an origin written with its scheme's default
+// port: browsers never send it, so the entry could never match and the
+// origin it was meant for would be refused.
+func checkDefaultPort(scheme, port string) error {
+	if port != "" && defaultPorts[scheme] == port {
+		return fmt.Errorf("%s is the default port of %s, which browsers never send: leave it out", port[1:], scheme)
+	}
+	return nil
+}
+
+// isPublicSuffix reports whether a lower-case host is an entry of the
+// Public Suffix List, its ICANN section (com, co.uk) or its private one
+// (github.io, vercel.app, herokuapp.com): a wildcard over it covers sites
+// of anyone who registers there. A single label is refused as well, listed
+// or not: by the list's own default rule every top-level name is a public
+// suffix, and a wildcard over all of .internal or .test is no narrower.
+func isPublicSuffix(host string) bool {
+	if !strings.Contains(host, ".") {
+		return true
+	}
+	suffix, _ := publicsuffix.PublicSuffix(host)
+	return suffix == host
 }
