@@ -53,7 +53,7 @@ type domainAt struct {
 func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens map[string]*ServiceToken) (*Application, *yaml.Node, []domainAt) {
 	const what = "application"
 	f, ok := p.mapping(n, what, "name", "domains", "issuer", "audience", "unauthenticated",
-		"cors", "identity_headers", "policies")
+		"cors", "identity_headers", "policies", "case_sensitive_paths")
 	if !ok {
 		return nil, nil, nil
 	}
@@ -107,6 +107,9 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 		if b, ok := p.boolean(v.val, "identity_headers"); ok {
 			app.IdentityHeaders = b
 		}
+	}
+	if v, ok := f["case_sensitive_paths"]; ok {
+		app.CaseSensitivePaths, _ = p.boolean(v.val, "case_sensitive_paths")
 	}
 	if v, ok := f["cors"]; ok {
 		app.CORS = p.cors(v.val)

@@ -131,9 +131,14 @@ var yamlAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 func (p *parser) set(root *yaml.Node) *Set {
 	s := &Set{ServiceTokens: map[string]*ServiceToken{}}
 	f, ok := p.mapping(root, "policy file",
-		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications")
+		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications",
+		"client_certificate_authorities")
 	if !ok {
 		return s
+	}
+	// Before applications: their certificate selectors need to know.
+	if v, ok := f["client_certificate_authorities"]; ok {
+		s.ClientCAs = p.clientCAs(v.val)
 	}
 	if v, ok := f["default_action"]; ok {
 		if a, ok := p.nonEmpty(v.val, "default_action"); ok {

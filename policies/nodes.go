@@ -24,6 +24,9 @@ type parser struct {
 	seen map[Error]bool // an aliased node is walked once per alias
 	work int
 	over bool // maxWork or maxErrors exceeded: stop descending and reporting
+	// hasClientCAs is set when client_certificate_authorities lists at
+	// least one file: certificate selectors need it.
+	hasClientCAs bool
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

@@ -8,6 +8,7 @@
 package policies
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"time"
 
@@ -29,6 +30,9 @@ type Set struct {
 	ServiceTokens map[string]*ServiceToken
 	// Applications in file order.
 	Applications []*Application
+	// ClientCAs are the client_certificate_authorities certificates (nil
+	// when none are configured).
+	ClientCAs *x509.CertPool
 
 	hosts hostIndex
 }
@@ -81,6 +85,9 @@ type Application struct {
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
+	// CaseSensitivePaths is `case_sensitive_paths`: path prefixes compare
+	// exactly instead of ASCII case-insensitively.
+	CaseSensitivePaths bool
 }
 
 // Action is a policy's action.
@@ -119,14 +126,20 @@ const (
 	SelServiceToken
 	SelAnyServiceToken
 	SelValidCertificate
+	SelCommonName
+
+	// numSelectorKinds sizes the name table: a kind added above without a
+	// name fails TestSelectorKinds.
+	numSelectorKinds
 )
 
 // Selector is one compiled include/require/exclude rule. Only the fields of
 // its Kind are set.
 type Selector struct {
 	Kind SelectorKind
-	// Set holds the lower-cased values for email, email_domain and country,
-	// the exact values for group, and the token names for service_token.
+	// Set holds the values for email, email_domain and country folded with
+	// LowerASCII, the exact values for group and common_name, and the token
+	// names for service_token.
 	Set map[string]struct{}
 	// CIDRs for ip.
 	CIDRs []netip.Prefix
