@@ -345,9 +345,8 @@ var identityHeaders = []string{hdrUserEmail, hdrJWTAssertion, hdrClientID, hdrCl
 func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 	f := newEngineFixture(t)
 	alice := f.token(claims{email: "alice@example.com"})
-	noEmail := f.token(claims{aud: []string{"aud-private"}})
+	noEmail := f.token(claims{aud: []string{"aud-private"}, extra: map[string]any{"machine": true}})
 	api := f.token(claims{email: "carol@example.com", aud: []string{"aud-api"}})
-	withCert := func(r *Request) *Request { r.ClientCertVerified = true; return r }
 	withDefaultAllow := *f.engine.Set()
 	withDefaultAllow.DefaultAllow = true
 	open := New(fileKeySource{})
@@ -387,7 +386,7 @@ func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 			[]Header{{Key: hdrUserEmail, Value: "alice@example.com"}, {Key: hdrJWTAssertion, Value: alice}}},
 		{"allowed by assertion with a bad service token", f.engine, spoof(req("GET", "app.example.com", "/", hdrJWTAssertion, alice, hdrClientID, "ci.access", hdrClientSecret, "wrong")), ReasonAllowed,
 			[]Header{{Key: hdrUserEmail, Value: "alice@example.com"}, {Key: hdrJWTAssertion, Value: alice}}},
-		{"allowed without email", f.engine, spoof(withCert(req("GET", "private.example.com", "/", "cookie", "CF_Authorization="+noEmail))), ReasonAllowed,
+		{"allowed without email", f.engine, spoof(req("GET", "private.example.com", "/", "cookie", "CF_Authorization="+noEmail)), ReasonAllowed,
 			[]Header{{Key: hdrJWTAssertion, Value: noEmail}}},
 		{"allowed identity_headers false", f.engine, spoof(req("GET", "api.example.com", "/v2/x", "cookie", "CF_Authorization="+api)), ReasonAllowed, nil},
 		{"forwarded preflight", f.engine, spoof(req("OPTIONS", "opts.example.com", "/", "origin", "https://www.example.com", "access-control-request-method", "GET")), ReasonPreflight, nil},
@@ -604,7 +603,7 @@ func TestAttackCORSUnallowedOrigin(t *testing.T) {
 	f := newEngineFixture(t)
 	alice := "CF_Authorization=" + f.token(claims{email: "alice@example.com"})
 	contractor := "CF_Authorization=" + f.token(claims{email: "bob@contractor.example.com"})
-	privateTok := "CF_Authorization=" + f.token(claims{aud: []string{"aud-private"}})
+	privateTok := "CF_Authorization=" + f.token(claims{aud: []string{"aud-private"}, extra: map[string]any{"machine": true}})
 	badOrigins := []string{
 		"https://evil.com",
 		"https://evil-example.com",
