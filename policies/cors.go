@@ -89,8 +89,7 @@ func (p *parser) cors(n *yaml.Node) *CORS {
 			if n < 0 || n > maxMaxAge {
 				p.errorf(v.val, "max_age %d out of range 0..%d", n, maxMaxAge)
 			} else {
-				c.MaxAge = int(n)
-				c.MaxAgeValue = strconv.Itoa(c.MaxAge)
+				c.MaxAgeValue = strconv.FormatInt(n, 10)
 			}
 		}
 	}

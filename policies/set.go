@@ -79,15 +79,15 @@ type Application struct {
 	Unauthenticated Unauthenticated
 	CORS            *CORS // nil when the application has no `cors`
 	IdentityHeaders bool
+	// CaseSensitivePaths is `case_sensitive_paths`: path prefixes compare
+	// exactly instead of ASCII case-insensitively.
+	CaseSensitivePaths bool
 	// PreAuth holds the bypass and service_auth policies in file order;
 	// PostAuth the block and allow policies in file order.
 	PreAuth  []*Policy
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
-	// CaseSensitivePaths is `case_sensitive_paths`: path prefixes compare
-	// exactly instead of ASCII case-insensitively.
-	CaseSensitivePaths bool
 }
 
 // Action is a policy's action.
@@ -126,6 +126,8 @@ const (
 	SelServiceToken
 	SelAnyServiceToken
 	SelValidCertificate
+	// SelCommonName is `common_name`: valid_certificate holds and the
+	// leaf's subject common name is in Set (exact).
 	SelCommonName
 
 	// numSelectorKinds sizes the name table: a kind added above without a
@@ -137,9 +139,9 @@ const (
 // its Kind are set.
 type Selector struct {
 	Kind SelectorKind
-	// Set holds the values for email, email_domain and country folded with
-	// LowerASCII, the exact values for group and common_name, and the token
-	// names for service_token.
+	// Set holds the lower-cased values for email, email_domain and country,
+	// the exact values for group, the token names for service_token, and
+	// the exact common names for common_name.
 	Set map[string]struct{}
 	// CIDRs for ip.
 	CIDRs []netip.Prefix
@@ -162,7 +164,6 @@ type CORS struct {
 	AllowAllHeaders     bool
 	AllowCredentials    bool
 	AllowPrivateNetwork bool
-	MaxAge              int
 
 	// Methods allowed (case-sensitive); Headers allowed (lower-cased).
 	Methods map[string]struct{}
@@ -172,7 +173,7 @@ type CORS struct {
 	AllowMethodsValue  string
 	AllowHeadersValue  string
 	ExposeHeadersValue string // "" when no expose_headers
-	MaxAgeValue        string
+	MaxAgeValue        string // "" when no max_age: no header is sent
 
 	origins originMatcher
 }

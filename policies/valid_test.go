@@ -142,7 +142,7 @@ func TestLoadContractExample(t *testing.T) {
 				t.Errorf("PostAuth = %s, want %s", dump(app.PostAuth), dump(contractPostAuth))
 			}
 			wantCORS := CORS{
-				AllowCredentials: true, MaxAge: 600,
+				AllowCredentials:   true,
 				Methods:            set("GET", "POST", "PUT"),
 				Headers:            set("content-type", "x-requested-with"),
 				AllowMethodsValue:  "GET, POST, PUT",
@@ -214,7 +214,7 @@ func TestLoadFull(t *testing.T) {
 		t.Errorf("Application = %+v, want %+v", gotApp, wantApp)
 	}
 	wantCORS := CORS{AllowAllOrigins: true, AllowAllMethods: true, AllowAllHeaders: true,
-		AllowCredentials: true, AllowPrivateNetwork: true, MaxAge: 0, MaxAgeValue: "0"}
+		AllowCredentials: true, AllowPrivateNetwork: true, MaxAgeValue: "0"}
 	if got := corsFields(admin.CORS); !reflect.DeepEqual(got, wantCORS) {
 		t.Errorf("CORS = %+v, want %+v", got, wantCORS)
 	}
