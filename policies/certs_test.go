@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,6 +182,11 @@ func TestClientCAsErrors(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "folder.pem"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Opening a FIFO blocks until a writer comes: the load must refuse it
+	// without opening it.
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		give string // the client_certificate_authorities line
@@ -188,6 +194,7 @@ func TestClientCAsErrors(t *testing.T) {
 	}{
 		{"missing", "client_certificate_authorities: [ok.pem, nope.pem]", `1:42: cannot read client_certificate_authorities file "nope.pem" (` + filepath.Join(dir, "nope.pem") + `): no such file or directory`},
 		{"a folder", "client_certificate_authorities: [folder.pem]", `1:34: cannot read client_certificate_authorities file "folder.pem" (` + filepath.Join(dir, "folder.pem") + `): not a regular file`},
+		{"a pipe", "client_certificate_authorities: [pipe.pem]", `1:34: cannot read client_certificate_authorities file "pipe.pem" (` + filepath.Join(dir, "pipe.pem") + `): not a regular file`},
 		{"no certificate", "client_certificate_authorities: [empty.pem]", `1:34: malformed client_certificate_authorities file "empty.pem": no PEM certificate`},
 		{"a private key", "client_certificate_authorities: [key.pem]", `1:34: malformed client_certificate_authorities file "key.pem": PEM block 2 is EC PRIVATE KEY, not CERTIFICATE`},
 		{"broken certificate", "client_certificate_authorities: [broken.pem]", `1:34: malformed client_certificate_authorities file "broken.pem": certificate 1: x509: malformed certificate`},

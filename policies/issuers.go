@@ -152,6 +152,13 @@ const maxJWKSFile = 1 << 20
 // readSmallFile reads a regular file of at most limit bytes. A device or
 // FIFO (/dev/zero, /dev/stdin) would otherwise hang or exhaust the load.
 func readSmallFile(path string, limit int64) ([]byte, error) {
+	// Stat before opening: opening a FIFO for reading blocks until a
+	// writer comes, which would hang the load.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
