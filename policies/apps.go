@@ -72,6 +72,14 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 			p.errorf(v.val, "domains must not be empty")
 		}
 		for i, s := range list {
+			host, _, _ := strings.Cut(s, "/")
+			if r, ok := firstNonASCII(host); ok {
+				// Refused before any case folding: Unicode lower-casing
+				// would turn a Kelvin sign into an ASCII k and cover a
+				// host the file does not name.
+				p.errorf(nodes[i], "malformed domain %+q: non-ASCII character %U in host (write an internationalized name in its xn-- form)", s, r)
+				continue
+			}
 			d, err := parseDomain(s)
 			if err != nil {
 				p.errorf(nodes[i], "malformed domain %q: %v", s, err)

@@ -35,6 +35,7 @@ func TestDocsQuoteMessages(t *testing.T) {
 		{"identity in bypass", app("", "{name: p, action: bypass, include: [{everyone: true}], exclude: [{email: [m@example.com]}]}"), ""},
 		{"non-ASCII in exclude", app("", "{name: p, action: allow, include: [{everyone: true}], exclude: [{email: [ÉVE@example.com]}]}"), ""},
 		{"certificate without CAs", app("", "{name: p, action: allow, include: [{valid_certificate: true}]}"), ""},
+		{"non-ASCII domain", strings.Replace(app("", allow), "[app.example.com]", "[\"\\u212Aate.example.com\"]", 1), ""},
 		{"empty CA list", "client_certificate_authorities: []\n", ""},
 		{"CA file without certificate", "client_certificate_authorities: [certs/ca.pem]\n", ""},
 		{"CA file missing", "client_certificate_authorities: [certs/ca.pem]\n", empty},
