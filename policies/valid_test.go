@@ -87,8 +87,8 @@ func TestLoadContractExample(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			s := mustLoad(t, filepath.Join("testdata", "valid", tt.file))
-			if s.DefaultAllow || len(s.TrustedProxies) != 0 {
-				t.Errorf("DefaultAllow, TrustedProxies = %v, %v, want false, none", s.DefaultAllow, s.TrustedProxies)
+			if s.DefaultAllow || len(s.TrustedProxies) != 0 || s.ClientCAs != nil {
+				t.Errorf("DefaultAllow, TrustedProxies, ClientCAs = %v, %v, %v, want false, none, nil", s.DefaultAllow, s.TrustedProxies, s.ClientCAs)
 			}
 			if len(s.Issuers) != 1 {
 				t.Fatalf("len(Issuers) = %d, want 1", len(s.Issuers))
