@@ -385,34 +385,54 @@ func granted(o objects, group, kind, ns string) bool {
 }
 
 // TestHelmRefuses: values that would weaken the gate make the render fail
-// with a message that names the problem.
+// with a message that names the problem. values.schema.json catches most
+// (and every misspelt key); the template's own checks catch them again
+// when the schema is skipped (--skip-schema-validation), and catch the
+// rules a schema cannot state.
 func TestHelmRefuses(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		set  []string
-		want string
+		name   string
+		set    []string
+		schema string // the schema's message; "" when only the template refuses
+		tmpl   string // the template's message; "" when only the schema refuses
 	}{
-		{"one replica", []string{"--set", "replicaCount=1"}, "replicaCount must be at least 2"},
-		{"autoscaling to one", []string{"--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=1"}, "minReplicas must be at least 2"},
-		{"grace shorter than drain", []string{"--set", "terminationGracePeriodSeconds=20"}, "terminationGracePeriodSeconds must exceed"},
-		{"no policy", []string{"--set", "policy.content="}, "set policy.content or policy.existingConfigMap"},
-		{"network policy without gateway", []string{"--set", "networkPolicy.enabled=true"}, "needs networkPolicy.gatewayNamespaces"},
-		{"client CA without secret", []string{"--set", "tls.clientCA=true"}, "tls.clientCA needs tls.secretName"},
-		{"authorization policy without target", []string{"--set", "istio.authorizationPolicies[0].name=x"}, "set exactly one of targetRefs"},
+		{"one replica", []string{"--set", "replicaCount=1"}, "/replicaCount", "replicaCount must be at least 2"},
+		{"autoscaling to one", []string{"--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=1"}, "/autoscaling/minReplicas", "minReplicas must be at least 2"},
+		{"grace shorter than drain", []string{"--set", "terminationGracePeriodSeconds=20"}, "", "terminationGracePeriodSeconds must exceed"},
+		{"no policy", []string{"--set", "policy.content="}, "", "set policy.content or policy.existingConfigMap"},
+		{"network policy without gateway", []string{"--set", "networkPolicy.enabled=true"}, "", "needs networkPolicy.gatewayNamespaces"},
+		{"client CA without secret", []string{"--set", "tls.clientCA=true"}, "", "tls.clientCA needs tls.secretName"},
+		{"authorization policy without target", []string{"--set", "istio.authorizationPolicies[0].name=x"}, "", "set exactly one of targetRefs"},
 		{"authorization policy with both", []string{"--set", "istio.authorizationPolicies[0].name=x",
 			"--set", "istio.authorizationPolicies[0].selector.matchLabels.app=x",
-			"--set", "istio.authorizationPolicies[0].targetRefs[0].name=w"}, "set exactly one of targetRefs"},
+			"--set", "istio.authorizationPolicies[0].targetRefs[0].kind=Gateway",
+			"--set", "istio.authorizationPolicies[0].targetRefs[0].name=w"}, "", "set exactly one of targetRefs"},
 		{"security policy without application", []string{"--set", "envoyGateway.securityPolicies[0].name=x",
-			"--set", "envoyGateway.securityPolicies[0].targetRefs[0].name=r"}, "application is required"},
-		{"key folder not a DNS label", []string{"--set", "keys.secrets[0].name=../etc"}, "must be a DNS label"},
+			"--set", "envoyGateway.securityPolicies[0].targetRefs[0].kind=HTTPRoute",
+			"--set", "envoyGateway.securityPolicies[0].targetRefs[0].name=r"}, "", "application is required"},
+		{"key folder not a DNS label", []string{"--set", "keys.secrets[0].name=../etc"}, "/keys/secrets/0/name", "must be a DNS label"},
+		// A misspelt switch would otherwise be ignored, and the
+		// NetworkPolicy silently never rendered.
+		{"misspelt key", []string{"--set", "networkPolicy.enable=true", "--set", "networkPolicy.gatewayNamespaces[0]=gw"}, "additional properties 'enable' not allowed", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			want := tc.schema
+			if want == "" {
+				want = tc.tmpl
+			}
 			_, err := render(t, "", tc.set...)
 			if err == nil {
 				t.Fatalf("rendered with %v; want a refusal", tc.set)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %v; want it to say %q", err, tc.want)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %v; want it to say %q", err, want)
+			}
+			if tc.tmpl == "" {
+				return
+			}
+			_, err = render(t, "", append(tc.set, "--skip-schema-validation")...)
+			if err == nil || !strings.Contains(err.Error(), tc.tmpl) {
+				t.Errorf("without the schema: error %v; want it to say %q", err, tc.tmpl)
 			}
 		})
 	}
