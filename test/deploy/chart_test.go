@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -277,10 +278,30 @@ func checkWiring(t *testing.T, o objects) {
 			cmName = v.ConfigMap.Name
 		}
 	}
-	var cm corev1.ConfigMap
-	o.one(t, "ConfigMap", &cm)
-	if cm.Name != cmName || cm.Data[filepath.Base(cfg)] == "" {
-		t.Errorf("the policy volume names ConfigMap %q, rendered %q with keys %v; want %s in it", cmName, cm.Name, keys(cm.Data), filepath.Base(cfg))
+	var cm *corev1.ConfigMap
+	for _, m := range o["ConfigMap"] {
+		var c corev1.ConfigMap
+		decodeInto(t, m, &c)
+		if c.Name == cmName {
+			cm = &c
+		}
+	}
+	if cm == nil || cm.Data[filepath.Base(cfg)] == "" {
+		t.Errorf("the policy volume names ConfigMap %q; rendered %+v, want it with key %s", cmName, cm, filepath.Base(cfg))
+	}
+	// The dashboard ConfigMap, when rendered, holds the shipped dashboard.
+	for _, m := range o["ConfigMap"] {
+		if strings.HasSuffix(meta(m, "name"), "-dashboard") {
+			var c corev1.ConfigMap
+			decodeInto(t, m, &c)
+			shipped, err := os.ReadFile(filepath.Join(chart, "dashboards", "accessgate.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(c.Data["accessgate.json"]) != strings.TrimSpace(string(shipped)) || c.Labels["grafana_dashboard"] != "1" {
+				t.Errorf("dashboard ConfigMap %s does not carry the shipped dashboard with the sidecar label", c.Name)
+			}
+		}
 	}
 
 	// Every Service selects the pods and targets open container ports.
@@ -355,14 +376,6 @@ func checkWiring(t *testing.T, o objects) {
 			t.Errorf("AuthorizationPolicy %v: want action CUSTOM and exactly one of targetRefs or selector", name(ap))
 		}
 	}
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func meta(m map[string]any, field string) string {
