@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 SMOKETIME ?= 3s
 PKGS       = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: run build test fmt-check vet unit fuzz-smoke e2e bench bench-load fuzz lint clean
+.PHONY: run build test fmt-check vet unit fuzz-smoke e2e deploy-check bench bench-load fuzz lint clean
 
 run: ## start accessgate on the built-in demo configuration
 	$(GO) run ./cmd/accessgate serve
@@ -13,7 +13,7 @@ run: ## start accessgate on the built-in demo configuration
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/accessgate
 
-test: fmt-check vet unit fuzz-smoke e2e ## everything CI runs
+test: fmt-check vet unit fuzz-smoke e2e deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -36,6 +36,11 @@ fuzz:
 # Chromium. They fail, never skip, when CI=true and either is missing.
 e2e:
 	$(GO) test -count=1 -timeout 15m ./test/...
+
+# The Helm chart and every shipped manifest, validated offline (test/deploy
+# is its own Go module; bin/helm and bin/kubeconform come from .ci/run).
+deploy-check:
+	cd test/deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Benchmarks (docs/benchmarks.md). Not part of `make test`: they measure,
 # never assert. BENCHCOUNT=10 for figures worth recording; benchstat from
