@@ -131,7 +131,7 @@ var yamlAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 func (p *parser) set(root *yaml.Node) *Set {
 	s := &Set{ServiceTokens: map[string]*ServiceToken{}}
 	f, ok := p.mapping(root, "policy file",
-		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications")
+		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications", "login")
 	if !ok {
 		return s
 	}
@@ -153,6 +153,7 @@ func (p *parser) set(root *yaml.Node) *Set {
 	if v, ok := f["issuers"]; ok {
 		s.Issuers = p.issuers(v.val, issuers)
 	}
+	p.loginSection(f, issuers, s) // §8: before applications, which may use issuer "login"
 	tokens := map[string]*ServiceToken{}
 	if v, ok := f["service_tokens"]; ok {
 		s.ServiceTokens = p.serviceTokens(v.val, tokens)

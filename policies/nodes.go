@@ -24,6 +24,9 @@ type parser struct {
 	seen map[Error]bool // an aliased node is walked once per alias
 	work int
 	over bool // maxWork or maxErrors exceeded: stop descending and reporting
+
+	// login is the login section (§8), for the applications that follow.
+	login *Login
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

@@ -29,6 +29,8 @@ type Set struct {
 	ServiceTokens map[string]*ServiceToken
 	// Applications in file order.
 	Applications []*Application
+	// Login is the `login` section (§8), nil without one.
+	Login *Login
 
 	hosts hostIndex
 }
@@ -81,6 +83,9 @@ type Application struct {
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
+	// Login holds the §8 keys (session_duration, cookie,
+	// allowed_providers); nil when the application sets none.
+	Login *AppLogin
 }
 
 // Action is a policy's action.
