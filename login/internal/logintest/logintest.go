@@ -87,10 +87,10 @@ func Load(t testing.TB, c Config) *policies.Set {
 		fmt.Fprintf(&b, "  session_duration: %s\n", c.Session)
 	}
 	b.WriteString("  providers:\n")
-	for _, p := range c.Providers {
+	for i, p := range c.Providers {
 		fmt.Fprintf(&b, "    - name: %q\n      type: oidc\n      issuer: %q\n      client_id: %q\n", p.Name, p.Issuer, p.ClientID)
 		if p.ClientSecret != "" {
-			f := p.Name + ".secret"
+			f := fmt.Sprintf("provider%d.secret", i)
 			write(t, filepath.Join(dir, f), p.ClientSecret+"\n")
 			fmt.Fprintf(&b, "      client_secret_file: %q\n", f)
 		}
