@@ -134,6 +134,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, rawHost str
 	}
 	rp := chosen.rp.Load()
 	if rp == nil {
+		s.count(chosen.cfg.Name, "not_discovered")
 		s.providerDown(w, chosen.cfg.Name, "not_discovered")
 		return
 	}
@@ -224,12 +225,14 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		s.clearState(w)
 		s.log.Info("sign-in refused by the provider", zap.String("outcome", "provider_error"))
+		s.count("", "provider_error")
 		writePage(w, http.StatusForbidden, page{Title: "Sign-in refused", Message: "The identity provider did not sign you in.", Detail: detail})
 		return
 	}
 	st, err := s.readState(r)
 	if err != nil {
 		s.log.Info("sign-in refused", zap.String("outcome", "state_missing"), zap.String("why", err.Error()))
+		s.count("", "state_missing")
 		writePage(w, http.StatusBadRequest, page{
 			Title:   "Sign-in took too long",
 			Message: "The sign-in took too long or was started in another browser. Go back to the application and sign in again.",
@@ -238,6 +241,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 {
 		s.log.Info("sign-in refused", zap.String("outcome", "state_mismatch"), zap.String("provider", st.Provider))
+		s.count(st.Provider, "state_mismatch")
 		writePage(w, http.StatusBadRequest, page{
 			Title:   "Sign-in could not be verified",
 			Message: "The answer from the identity provider does not belong to this sign-in. Go back to the application and sign in again.",
@@ -252,12 +256,14 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	rp := p.rp.Load()
 	if rp == nil {
+		s.count(p.cfg.Name, "not_discovered")
 		s.providerDown(w, p.cfg.Name, "not_discovered")
 		return
 	}
 	id, status, outcome := s.identify(r.Context(), p, rp, q.Get("code"), st)
 	if status != 0 {
 		s.log.Info("sign-in refused", zap.String("provider", p.cfg.Name), zap.String("outcome", outcome))
+		s.count(p.cfg.Name, outcome)
 		switch status {
 		case http.StatusBadGateway:
 			s.providerDown(w, p.cfg.Name, outcome)
@@ -399,13 +405,20 @@ func validEmail(e string) bool {
 	return at > 0 && at < len(e)-1
 }
 
-// safeCode keeps an OAuth error code fit for a log field and metric label
-// (RFC 6749 codes are short ASCII words).
+// tokenErrors are the token endpoint's error codes (RFC 6749 §5.2).
+var tokenErrors = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
+}
+
+// safeCode keeps an OAuth error code fit for a log field and metric label:
+// one of RFC 6749's, else "other", so that a provider cannot grow the
+// label set.
 func safeCode(c string) string {
-	if len(c) > 40 || strings.ContainsFunc(c, func(r rune) bool { return !(r == '_' || 'a' <= r && r <= 'z') }) {
-		return "other"
+	if tokenErrors[c] {
+		return c
 	}
-	return c
+	return "other"
 }
 
 // transfer sends the browser to the application host with a code for id
@@ -421,6 +434,7 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request, in signIn, id 
 		return
 	}
 	s.log.Info("sign-in transferred", zap.String("provider", id.IdP), zap.String("host", in.Host), zap.String("outcome", outcome))
+	s.count(id.IdP, outcome)
 	http.Redirect(w, r, transferTarget(in.Origin, s.login.Secure)+pathAuthorized+"?code="+code, http.StatusFound)
 }
 
@@ -443,33 +457,8 @@ func (s *Server) handleIdentity(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"error":"unauthenticated"}` + "\n"))
 		return
 	}
-	body, _ := json.Marshal(IdentityDocument(id.Identity, id.iat, s.minter.Subject(id.Email)))
+	body, _ := json.Marshal(mint.NewIdentityDocument(id.Identity, id.iat, s.minter.Subject(id.Email)))
 	w.Write(append(body, '\n'))
-}
-
-// Identity is the get-identity document.
-type Identity struct {
-	Email    string      `json:"email"`
-	Groups   []string    `json:"groups"`
-	IdP      IdentityIdP `json:"idp"`
-	IAT      int64       `json:"iat"`
-	UserUUID string      `json:"user_uuid"`
-}
-
-// IdentityIdP names the provider in the get-identity document.
-type IdentityIdP struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
-}
-
-// IdentityDocument is the get-identity answer for id, signed in at iat,
-// with sub as user_uuid; groups is [] when none.
-func IdentityDocument(id mint.Identity, iat int64, sub string) Identity {
-	groups := id.Groups
-	if groups == nil {
-		groups = []string{}
-	}
-	return Identity{Email: id.Email, Groups: groups, IdP: IdentityIdP{ID: id.IdP, Type: "oidc"}, IAT: iat, UserUUID: sub}
 }
 
 // handleLogout ends the org session.

@@ -68,6 +68,16 @@ type env struct {
 	http  *httptest.Server
 	clock *clock
 	logs  *observer.ObservedLogs
+
+	mu     sync.Mutex
+	counts map[string]int // OnSignIn calls by "provider/outcome"
+}
+
+// count returns how often OnSignIn reported provider/outcome.
+func (e *env) count(key string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.counts[key]
 }
 
 // newEnv loads cfg, starts the Server and waits until every provider is
@@ -77,6 +87,7 @@ func newEnv(t *testing.T, cfg logintest.Config) *env {
 	set := logintest.Load(t, cfg)
 	core, logs := observer.New(zap.DebugLevel)
 	c := &clock{}
+	e := &env{t: t, set: set, clock: c, logs: logs, counts: map[string]int{}}
 	changed := make(chan struct{}, 16)
 	srv, err := New(set, Options{
 		Log:        zap.New(core),
@@ -84,6 +95,11 @@ func newEnv(t *testing.T, cfg logintest.Config) *env {
 		BackoffMin: 10 * time.Millisecond,
 		BackoffMax: 50 * time.Millisecond,
 		OnChange:   func() { changed <- struct{}{} },
+		OnSignIn: func(p, o string) {
+			e.mu.Lock()
+			e.counts[p+"/"+o]++
+			e.mu.Unlock()
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +109,8 @@ func newEnv(t *testing.T, cfg logintest.Config) *env {
 	waitReady(t, srv, changed)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, set: set, srv: srv, http: hs, clock: c, logs: logs}
+	e.srv, e.http = srv, hs
+	return e
 }
 
 // waitReady waits, up to a deadline, for Ready to report every provider.

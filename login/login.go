@@ -58,6 +58,11 @@ type Options struct {
 	// OnChange, when set, is called after a provider was discovered (for
 	// readiness probes and tests).
 	OnChange func()
+	// OnSignIn, when set, is called once per sign-in that ends here, with
+	// the provider name ("" before one is known) and a fixed outcome code
+	// ("signed_in", "org_session", "state_missing", "email_unverified",
+	// "exchange_invalid_grant", …): the labels of a sign-in counter.
+	OnSignIn func(provider, outcome string)
 }
 
 // Server serves the team domain of one policy Set. Build a new one when
@@ -85,6 +90,7 @@ type Server struct {
 	backoffMin time.Duration
 	backoffMax time.Duration
 	onChange   func()
+	onSignIn   func(provider, outcome string)
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -110,6 +116,7 @@ func New(set *policies.Set, o Options) (*Server, error) {
 		backoffMin:  o.BackoffMin,
 		backoffMax:  o.BackoffMax,
 		onChange:    o.OnChange,
+		onSignIn:    o.OnSignIn,
 		orgApp: &policies.Application{
 			Name:     "team domain",
 			Issuer:   l.Issuer,
@@ -203,6 +210,13 @@ func (s *Server) Minter() *mint.Minter { return s.minter }
 func (s *Server) changed() {
 	if s.onChange != nil {
 		s.onChange()
+	}
+}
+
+// count reports a finished sign-in to OnSignIn.
+func (s *Server) count(provider, outcome string) {
+	if s.onSignIn != nil {
+		s.onSignIn(provider, outcome)
 	}
 }
 

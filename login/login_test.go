@@ -71,6 +71,9 @@ func TestSignIn(t *testing.T) {
 		t.Fatalf("org cookie = %+v; want __Host-CF_Authorization, Secure, HttpOnly, Lax, Path=/, host-only, 24h", org)
 	}
 
+	if n := e.count("corp/signed_in"); n != 1 {
+		t.Errorf("OnSignIn(corp, signed_in) called %d times, want 1", n)
+	}
 	id, redirect, err := e.redeem(loc, "app.example.com", "app-aud", testNonce)
 	if err != nil {
 		t.Fatalf("Redeem(transfer code) = %v", err)
@@ -175,6 +178,7 @@ func TestCallbackRefusals(t *testing.T) {
 	type step struct {
 		status int
 		text   string
+		count  string // the OnSignIn provider/outcome
 	}
 	tests := []struct {
 		name string
@@ -191,7 +195,7 @@ func TestCallbackRefusals(t *testing.T) {
 			before: func(_ *env, _ *browser, _ *mockoidc.MockOIDC, cb string) string {
 				return pathCallback + "?error=access_denied&error_description=" + url.QueryEscape("<script>alert(1)</script> denied")
 			},
-			want: step{403, "access_denied (&lt;script&gt;alert(1)&lt;/script&gt; denied)"},
+			want: step{403, "access_denied (&lt;script&gt;alert(1)&lt;/script&gt; denied)", "/provider_error"},
 		},
 		{
 			name: "provider error before a missing state cookie",
@@ -199,7 +203,7 @@ func TestCallbackRefusals(t *testing.T) {
 				clear(b.cookies)
 				return pathCallback + "?error=login_required"
 			},
-			want: step{403, "login_required"},
+			want: step{403, "login_required", "/provider_error"},
 		},
 		{
 			name: "missing state cookie",
@@ -207,7 +211,7 @@ func TestCallbackRefusals(t *testing.T) {
 				delete(b.cookies, "__Host-CF_Session")
 				return cb
 			},
-			want: step{400, "took too long"},
+			want: step{400, "took too long", "/state_missing"},
 		},
 		{
 			name: "tampered state cookie",
@@ -218,7 +222,7 @@ func TestCallbackRefusals(t *testing.T) {
 				c.Value = string(v)
 				return cb
 			},
-			want: step{400, "took too long"},
+			want: step{400, "took too long", "/state_missing"},
 		},
 		{
 			name: "expired state cookie",
@@ -226,7 +230,7 @@ func TestCallbackRefusals(t *testing.T) {
 				e.clock.add(stateTTL + time.Second)
 				return cb
 			},
-			want: step{400, "took too long"},
+			want: step{400, "took too long", "/state_missing"},
 		},
 		{
 			name: "oversized state cookie",
@@ -234,7 +238,7 @@ func TestCallbackRefusals(t *testing.T) {
 				b.cookies["__Host-CF_Session"].Value = strings.Repeat("A", 64<<10)
 				return cb
 			},
-			want: step{400, "took too long"},
+			want: step{400, "took too long", "/state_missing"},
 		},
 		{
 			name: "bad state",
@@ -244,7 +248,7 @@ func TestCallbackRefusals(t *testing.T) {
 				q.Set("state", "forged")
 				return u.Path + "?" + q.Encode()
 			},
-			want: step{400, "does not belong to this sign-in"},
+			want: step{400, "does not belong to this sign-in", "corp/state_mismatch"},
 		},
 		{
 			name: "missing state",
@@ -252,7 +256,7 @@ func TestCallbackRefusals(t *testing.T) {
 				u, _ := url.Parse(cb)
 				return u.Path + "?code=" + url.QueryEscape(u.Query().Get("code"))
 			},
-			want: step{400, "does not belong to this sign-in"},
+			want: step{400, "does not belong to this sign-in", "corp/state_mismatch"},
 		},
 		{
 			name: "nonce mismatch",
@@ -266,17 +270,17 @@ func TestCallbackRefusals(t *testing.T) {
 					next.ServeHTTP(w, r)
 				})
 			},
-			want: step{502, "nonce_mismatch"},
+			want: step{502, "nonce_mismatch", "corp/nonce_mismatch"},
 		},
 		{
 			name: "unverified email",
 			user: &mockoidc.MockUser{Subject: "u2", Email: "eve@example.com", EmailVerified: false},
-			want: step{403, "did not confirm that your email address is verified"},
+			want: step{403, "did not confirm that your email address is verified", "corp/email_unverified"},
 		},
 		{
 			name: "no email",
 			user: &mockoidc.MockUser{Subject: "u3"},
-			want: step{403, "did not give an email address"},
+			want: step{403, "did not give an email address", "corp/no_email"},
 		},
 		{
 			name: "code exchange refused",
@@ -287,7 +291,7 @@ func TestCallbackRefusals(t *testing.T) {
 				m.QueueError(&mockoidc.ServerError{Code: 400, Error: "invalid_grant", Description: "bad code"})
 				return cb
 			},
-			want: step{502, "exchange_invalid_grant"},
+			want: step{502, "exchange_invalid_grant", "corp/exchange_invalid_grant"},
 		},
 		{
 			name: "code replayed",
@@ -301,7 +305,7 @@ func TestCallbackRefusals(t *testing.T) {
 				}
 				return cb
 			},
-			want: step{502, "exchange_invalid_grant"},
+			want: step{502, "exchange_invalid_grant", "corp/exchange_invalid_grant"},
 		},
 		{
 			name: "provider unreachable",
@@ -309,7 +313,7 @@ func TestCallbackRefusals(t *testing.T) {
 				m.Shutdown()
 				return cb
 			},
-			want: step{502, "exchange_failed"},
+			want: step{502, "exchange_failed", "corp/exchange_failed"},
 		},
 	}
 	for _, tt := range tests {
@@ -339,6 +343,9 @@ func TestCallbackRefusals(t *testing.T) {
 			}
 			if _, ok := b.cookies["__Host-CF_Authorization"]; ok {
 				t.Error("a refused sign-in set the org cookie")
+			}
+			if n := e.count(tt.want.count); n != 1 {
+				t.Errorf("OnSignIn(%s) called %d times, want 1", tt.want.count, n)
 			}
 		})
 	}

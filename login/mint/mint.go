@@ -214,6 +214,32 @@ func (m *Minter) Redeem(code, host, audience, nonce string) (Identity, string, e
 	return t.Identity, t.Redirect, nil
 }
 
+// IdentityDocument is the get-identity answer (contract §8), on the team
+// domain from the org session and on application hosts from the app token.
+type IdentityDocument struct {
+	Email    string      `json:"email"`
+	Groups   []string    `json:"groups"`
+	IdP      IdentityIdP `json:"idp"`
+	IAT      int64       `json:"iat"`
+	UserUUID string      `json:"user_uuid"`
+}
+
+// IdentityIdP names the provider in the get-identity document.
+type IdentityIdP struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// NewIdentityDocument is the get-identity answer for id, from a token
+// issued at iat with sub as its `sub`; groups is [] when none.
+func NewIdentityDocument(id Identity, iat int64, sub string) IdentityDocument {
+	groups := id.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return IdentityDocument{Email: id.Email, Groups: groups, IdP: IdentityIdP{ID: id.IdP, Type: "oidc"}, IAT: iat, UserUUID: sub}
+}
+
 // randomString returns n random bytes as unpadded base64url.
 func randomString(n int) string {
 	b := make([]byte, n)
