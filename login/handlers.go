@@ -345,7 +345,7 @@ func (s *Server) identify(ctx context.Context, p *provider, rp *relyingParty, co
 			e2, v2, g2 := claimsOf(more, p.cfg.GroupsClaim)
 			if email == "" {
 				email, verified = e2, v2
-			} else if verified == nil && strings.EqualFold(email, e2) {
+			} else if verified == nil && email == e2 {
 				verified = v2
 			}
 			if groups == nil {

@@ -352,40 +352,53 @@ func TestCallbackRefusals(t *testing.T) {
 }
 
 // userinfoOnly is a provider user whose ID token carries only the
-// subject: email, email_verified and groups come from userinfo.
-type userinfoOnly struct{ verified bool }
+// subject: email, email_verified and groups come from userinfo, which
+// answers for sub.
+type userinfoOnly struct {
+	verified bool
+	sub      string
+}
 
 func (u userinfoOnly) ID() string { return "ui-user" }
 func (u userinfoOnly) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]any{"sub": "ui-user", "email": "ui@example.com", "email_verified": u.verified, "groups": []string{"from-userinfo"}})
+	return json.Marshal(map[string]any{"sub": u.sub, "email": "ui@example.com", "email_verified": u.verified, "groups": []string{"from-userinfo"}})
 }
 func (u userinfoOnly) Claims(_ []string, c *mockoidc.IDTokenClaims) (jwt.Claims, error) {
 	return c, nil
 }
 
-// TestUserinfoCompletion: what the ID token lacks is read from userinfo.
+// TestUserinfoCompletion: what the ID token lacks is read from userinfo,
+// and only from an answer about the same subject.
 func TestUserinfoCompletion(t *testing.T) {
-	for _, verified := range []bool{true, false} {
-		m := startMock(t, nil)
-		m.QueueUser(userinfoOnly{verified: verified})
-		e := newEnv(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, groupsScopes)}})
-		b := e.browser()
-		resp := b.team(loginPath("app.example.com", "app-aud", "/", "https://app.example.com"))
-		resp = b.team(b.provider(resp.Header.Get("Location")))
-		if !verified {
-			if resp.StatusCode != http.StatusForbidden {
-				t.Errorf("userinfo with email_verified false: status %d, want 403", resp.StatusCode)
+	tests := []struct {
+		name       string
+		user       userinfoOnly
+		wantStatus int
+	}{
+		{"verified", userinfoOnly{verified: true, sub: "ui-user"}, http.StatusFound},
+		{"not verified", userinfoOnly{verified: false, sub: "ui-user"}, http.StatusForbidden},
+		{"another subject", userinfoOnly{verified: true, sub: "someone-else"}, http.StatusBadGateway},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := startMock(t, nil)
+			m.QueueUser(tt.user)
+			e := newEnv(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, groupsScopes)}})
+			b := e.browser()
+			resp := b.team(loginPath("app.example.com", "app-aud", "/", "https://app.example.com"))
+			resp = b.team(b.provider(resp.Header.Get("Location")))
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("callback: status %d, want %d\n%s", resp.StatusCode, tt.wantStatus, body(t, resp))
 			}
-			continue
-		}
-		if resp.StatusCode != http.StatusFound {
-			t.Fatalf("callback: status %d\n%s", resp.StatusCode, body(t, resp))
-		}
-		loc, _ := url.Parse(resp.Header.Get("Location"))
-		id, _, err := e.redeem(loc, "app.example.com", "app-aud", testNonce)
-		if err != nil || id.Email != "ui@example.com" || !slices.Equal(id.Groups, []string{"from-userinfo"}) {
-			t.Errorf("identity from userinfo = %+v, %v", id, err)
-		}
+			if tt.wantStatus != http.StatusFound {
+				return
+			}
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			id, _, err := e.redeem(loc, "app.example.com", "app-aud", testNonce)
+			if err != nil || id.Email != "ui@example.com" || !slices.Equal(id.Groups, []string{"from-userinfo"}) {
+				t.Errorf("identity from userinfo = %+v, %v", id, err)
+			}
+		})
 	}
 }
 
