@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/login/internal/logintest"
 	"github.com/accessgate/accessgate/login/mint"
 	"github.com/accessgate/accessgate/policies"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/oauth2-proxy/mockoidc"
+	"go.uber.org/zap"
 )
 
 const groupsScopes = "scopes: [openid, email, profile, groups]\n      groups_claim: groups"
@@ -846,5 +848,45 @@ func TestMethodNotAllowed(t *testing.T) {
 	checkHeaders(t, "404", resp)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown path: status %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestCertsAsJWKSURL: another gate (or Cloudflare-style verifier) that
+// points an issuer's jwks_url at this team domain's certs endpoint fetches
+// the keys with the existing jwks.Manager and accepts the tokens minted
+// here.
+func TestCertsAsJWKSURL(t *testing.T) {
+	m := startMock(t, nil)
+	e := newEnv(t, logintest.Config{Algs: []string{"ES256", "RS256"}, Providers: []logintest.Provider{mockProvider("corp", m, "")}})
+	src := `issuers:
+  - name: remote
+    issuer: https://auth.example.com
+    jwks_url: ` + e.http.URL + pathCerts + `
+    login_url: https://auth.example.com/cdn-cgi/access/login/{host}?kid={aud}&redirect_url={redirect}
+applications:
+  - name: app
+    domains: [app.example.com]
+    issuer: remote
+    audience: app-aud
+    policies:
+      - {name: all, action: allow, include: [{everyone: true}]}
+`
+	remote, err := policies.Parse("remote.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := jwks.New(zap.NewNop())
+	t.Cleanup(km.Close)
+	km.Sync(context.Background(), remote)
+	if missing := km.Ready(remote); missing != nil {
+		t.Fatalf("jwks.Manager could not use the certs endpoint: %v", missing)
+	}
+	tok, _, err := e.srv.Minter().AppToken(mint.Identity{Email: "a@example.com", IdP: "corp"}, e.set.Applications[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, reason := authz.NewVerifier(km, time.Now).Verify(context.Background(), tok, remote.Applications[0])
+	if reason != "" || id.Email != "a@example.com" {
+		t.Errorf("Verify(minted token, keys fetched from certs) = %q, want valid", reason)
 	}
 }
