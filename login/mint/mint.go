@@ -254,16 +254,18 @@ func randomString(n int) string {
 // NewNonce returns a fresh CF_AppSession nonce (128 random bits).
 func NewNonce() string { return randomString(16) }
 
-// ValidNonce reports whether s can be a nonce: 16 to 128 base64url
-// characters. Anything else in a cookie or parameter is refused rather
-// than carried into a code.
+// ValidNonce reports whether s can be a nonce: 1 to 256 characters a
+// cookie value may hold unquoted (RFC 6265 cookie-octets: printable ASCII
+// without space, `"`, `,`, `;` and `\`). accessgate's own are 22
+// base64url characters; anything else in a cookie or parameter is refused
+// rather than carried into a code or a Set-Cookie.
 func ValidNonce(s string) bool {
-	if len(s) < 16 || len(s) > 128 {
+	if s == "" || len(s) > 256 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
 			return false
 		}
 	}

@@ -286,13 +286,17 @@ func TestValidNonce(t *testing.T) {
 		want bool
 	}{
 		{mint.NewNonce(), true},
-		{"abcdefghijklmnop", true},
-		{"abcdefghijklmno", false}, // 15
-		{strings.Repeat("a", 128), true},
-		{strings.Repeat("a", 129), false},
-		{"abcdefghijklmnop;", false},
-		{"abcdefghijklmnop\r\n", false},
-		{"abcdefgh ijklmnop", false},
+		{"n1", true},
+		{"a-b_c.d~e!f*(1)", true},
+		{strings.Repeat("a", 256), true},
+		{strings.Repeat("a", 257), false},
+		{"abc;x", false},
+		{"abc,x", false},
+		{`abc"x`, false},
+		{`abc\x`, false},
+		{"abc\r\nx", false},
+		{"ab c", false},
+		{"abcé", false},
 		{"", false},
 	}
 	for _, tt := range tests {
