@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,10 @@ type Options struct {
 	// ("signed_in", "org_session", "state_missing", "email_unverified",
 	// "exchange_invalid_grant", …): the labels of a sign-in counter.
 	OnSignIn func(provider, outcome string)
+	// Previous is the Server of the Set this one replaces (on a reload):
+	// providers configured exactly as before keep their discovery, so a
+	// reload neither refetches nor turns readiness off.
+	Previous *Server
 }
 
 // Server serves the team domain of one policy Set. Build a new one when
@@ -153,7 +158,13 @@ func New(set *policies.Set, o Options) (*Server, error) {
 	}
 	s.orgVerifier = authz.NewVerifier(fileKeys{}, s.now, authz.WithVerifierCache(1000))
 	for _, p := range l.Providers {
-		s.providers = append(s.providers, &provider{cfg: p})
+		np := &provider{cfg: p}
+		if prev := o.Previous; prev != nil && prev.redirectURL == s.redirectURL {
+			if old := prev.provider(p.Name); old != nil && sameProvider(old.cfg, p) {
+				np.rp.Store(old.rp.Load())
+			}
+		}
+		s.providers = append(s.providers, np)
 	}
 	return s, nil
 }
@@ -169,6 +180,9 @@ func (s *Server) Start(ctx context.Context) {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	for _, p := range s.providers {
+		if p.rp.Load() != nil {
+			continue // carried over from the previous Server
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -211,6 +225,13 @@ func (s *Server) changed() {
 	if s.onChange != nil {
 		s.onChange()
 	}
+}
+
+// sameProvider reports whether two provider entries configure the same
+// relying party.
+func sameProvider(a, b *policies.Provider) bool {
+	return a.Name == b.Name && a.Type == b.Type && a.Issuer == b.Issuer && a.ClientID == b.ClientID &&
+		a.ClientSecret == b.ClientSecret && slices.Equal(a.Scopes, b.Scopes)
 }
 
 // count reports a finished sign-in to OnSignIn.

@@ -892,3 +892,31 @@ applications:
 		t.Errorf("Verify(minted token, keys fetched from certs) = %q, want valid", reason)
 	}
 }
+
+// TestReloadKeepsDiscovery: a Server built for a reloaded Set keeps the
+// discovery of providers configured as before, and discovers a changed
+// one afresh.
+func TestReloadKeepsDiscovery(t *testing.T) {
+	m := startMock(t, nil)
+	e := newEnv(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, "")}})
+	same := logintest.Load(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, "")}})
+	next, err := New(same, Options{Previous: e.srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Ready(); err != nil {
+		t.Errorf("Ready() of a reloaded, unchanged provider = %v, want nil without a fetch", err)
+	}
+	changed := logintest.Load(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, "scopes: [openid, email]")}})
+	next, err = New(changed, Options{Previous: e.srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Ready() == nil {
+		t.Error("Ready() after the provider's scopes changed = nil, want a new discovery first")
+	}
+	other := logintest.Load(t, logintest.Config{TeamDomain: "https://sso.example.com", Providers: []logintest.Provider{mockProvider("corp", m, "")}})
+	if next, err = New(other, Options{Previous: e.srv}); err != nil || next.Ready() == nil {
+		t.Errorf("Ready() after the team domain (redirect URI) changed = nil, %v; want a new discovery first", err)
+	}
+}
