@@ -456,7 +456,7 @@ func (p *parser) provider(n *yaml.Node) (*Provider, *yaml.Node) {
 	if !ok {
 		return nil, nil
 	}
-	p.require(n, f, what, "name", "type", "issuer", "client_id")
+	p.require(n, f, what, "name", "issuer", "client_id")
 	pr := &Provider{Type: "oidc", Scopes: defaultScopes, RequireVerifiedEmail: true}
 	var nameNode *yaml.Node
 	if v, ok := f["name"]; ok {

@@ -101,7 +101,7 @@ func TestLoginSection(t *testing.T) {
 	if corp.DiscoveryURL() != "https://idp.example.com/.well-known/openid-configuration" {
 		t.Errorf("corp.DiscoveryURL() = %q", corp.DiscoveryURL())
 	}
-	if dev.ClientSecret != "" || dev.RequireVerifiedEmail || !slices.Equal(dev.Scopes, []string{"openid", "email", "groups"}) {
+	if dev.ClientSecret != "" || dev.Type != "oidc" || dev.RequireVerifiedEmail || !slices.Equal(dev.Scopes, []string{"openid", "email", "groups"}) {
 		t.Errorf("dev = %+v, want a public client with its own scopes", dev)
 	}
 
