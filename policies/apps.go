@@ -53,7 +53,7 @@ type domainAt struct {
 func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens map[string]*ServiceToken) (*Application, *yaml.Node, []domainAt) {
 	const what = "application"
 	f, ok := p.mapping(n, what, "name", "domains", "issuer", "audience", "unauthenticated",
-		"cors", "identity_headers", "policies", "case_sensitive_paths")
+		"cors", "identity_headers", "policies", "case_sensitive_paths", "session_duration", "cookie", "allowed_providers")
 	if !ok {
 		return nil, nil, nil
 	}
@@ -93,7 +93,7 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 			if iss := issuers[s]; iss != nil {
 				app.Issuer = iss
 			} else {
-				p.errorf(v.val, "issuer %q is not defined in issuers", s)
+				p.undefinedIssuer(v.val, s)
 			}
 		}
 	}
@@ -125,6 +125,7 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 	if v, ok := f["policies"]; ok {
 		p.policies(v.val, app, tokens)
 	}
+	p.appLogin(f, app) // §8 keys, in signin.go
 	return app, nameNode, domains
 }
 

@@ -135,7 +135,7 @@ func (p *parser) set(root *yaml.Node) *Set {
 	s := &Set{ServiceTokens: map[string]*ServiceToken{}}
 	f, ok := p.mapping(root, "policy file",
 		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications",
-		"client_certificate_authorities")
+		"client_certificate_authorities", "login")
 	if !ok {
 		return s
 	}
@@ -161,6 +161,7 @@ func (p *parser) set(root *yaml.Node) *Set {
 	if v, ok := f["issuers"]; ok {
 		s.Issuers = p.issuers(v.val, issuers)
 	}
+	p.loginSection(f, issuers, s) // §8: before applications, which may use issuer "login"
 	tokens := map[string]*ServiceToken{}
 	if v, ok := f["service_tokens"]; ok {
 		s.ServiceTokens = p.serviceTokens(v.val, tokens)

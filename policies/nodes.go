@@ -27,6 +27,9 @@ type parser struct {
 	// hasClientCAs is set when client_certificate_authorities lists at
 	// least one file: certificate selectors need it.
 	hasClientCAs bool
+
+	// login is the login section (§8), for the applications that follow.
+	login *Login
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

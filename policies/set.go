@@ -33,6 +33,8 @@ type Set struct {
 	// ClientCAs are the client_certificate_authorities certificates (nil
 	// when none are configured).
 	ClientCAs *x509.CertPool
+	// Login is the `login` section (§8), nil without one.
+	Login *Login
 
 	hosts hostIndex
 }
@@ -88,6 +90,9 @@ type Application struct {
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
+	// Login holds the §8 keys (session_duration, cookie,
+	// allowed_providers); nil when the application sets none.
+	Login *AppLogin
 }
 
 // Action is a policy's action.

@@ -53,6 +53,7 @@ Usage:
                       [--decision-log-level debug|info] [--token-cache-size N]
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
+  accessgate keygen   [--alg ES256|RS256] --out FILE
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
@@ -99,6 +100,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.validate(rest)
 	case "check":
 		return c.check(ctx, rest)
+	case "keygen":
+		return c.keygen(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK
