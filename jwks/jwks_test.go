@@ -249,7 +249,7 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("hits after Sync = %d, want 1", got)
 	}
-	gen := m.Generation()
+	gen := m.generation()
 
 	// The issuer rotates: b appears. An unknown kid refreshes and finds it.
 	srv.set(http.StatusOK, certsDoc(t, kidKey{"b", rsaB()}, kidKey{"a", rsaA()}))
@@ -259,8 +259,8 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if got := srv.hits.Load(); got != 2 {
 		t.Fatalf("hits after unknown kid = %d, want 2", got)
 	}
-	if m.Generation() == gen || changes.Load() == 0 {
-		t.Errorf("Generation %d → %d, change hook %d calls: want a change", gen, m.Generation(), changes.Load())
+	if m.generation() == gen || changes.Load() == 0 {
+		t.Errorf("Generation %d → %d, change hook %d calls: want a change", gen, m.generation(), changes.Load())
 	}
 
 	// A second unknown kid within 10 s does not refetch.
@@ -276,7 +276,7 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen = m.Generation()
+	gen = m.generation()
 
 	// 10 s later, one more refresh is allowed; concurrent askers share it.
 	clk.add(time.Second)
@@ -294,8 +294,8 @@ func TestRotationAndRateLimit(t *testing.T) {
 	}
 	// That refetch brought the same document: the keys (and so any cached
 	// verification) stay as they were.
-	if k, _ := m.Key(ctx, iss, "a"); k != keyA || m.Generation() != gen {
-		t.Errorf("unchanged document replaced the keys (generation %d → %d)", gen, m.Generation())
+	if k, _ := m.Key(ctx, iss, "a"); k != keyA || m.generation() != gen {
+		t.Errorf("unchanged document replaced the keys (generation %d → %d)", gen, m.generation())
 	}
 }
 
@@ -331,7 +331,7 @@ func TestFailuresKeepLastGoodKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gen := m.Generation()
+			gen := m.generation()
 
 			srv.set(tt.status, tt.body)
 			if _, err := m.Key(ctx, iss, "new"); !errors.Is(err, ErrUnknownKey) {
@@ -344,8 +344,8 @@ func TestFailuresKeepLastGoodKeys(t *testing.T) {
 			if err != nil || after != before {
 				t.Fatalf("Key(a) after %s = %v, %v: want the last good key", tt.name, after, err)
 			}
-			if m.Ready(setOfIssuers(iss)) != nil || m.Generation() != gen {
-				t.Errorf("after %s: Ready = %v, generation %d → %d", tt.name, m.Ready(setOfIssuers(iss)), gen, m.Generation())
+			if m.Ready(setOfIssuers(iss)) != nil || m.generation() != gen {
+				t.Errorf("after %s: Ready = %v, generation %d → %d", tt.name, m.Ready(setOfIssuers(iss)), gen, m.generation())
 			}
 		})
 	}
@@ -479,17 +479,17 @@ func TestFileIssuer(t *testing.T) {
 	}
 
 	// A reload with the same file keeps the generation; a changed file moves it.
-	gen := m.Generation()
+	gen := m.generation()
 	same := *iss
 	m.Sync(ctx, setOfIssuers(&same))
-	if m.Generation() != gen {
+	if m.generation() != gen {
 		t.Errorf("Generation moved on a reload with the same key file")
 	}
 	changed := same
 	changed.FileKeys = jwk.NewSet()
 	changed.FileKeys.AddKey(edPub)
 	m.Sync(ctx, setOfIssuers(&changed))
-	if m.Generation() == gen {
+	if m.generation() == gen {
 		t.Errorf("Generation did not move when the key file changed")
 	}
 }
