@@ -45,13 +45,12 @@ func (ca testCA) issue(t *testing.T, cn string, server bool, notAfter time.Time)
 // pki is a CA, a server certificate for 127.0.0.1 and a client
 // certificate, written to a test folder.
 type pki struct {
-	dir                  string
-	ca                   testCA
-	caFile               string
-	certFile, keyFile    string // the server's
-	client               tls.Certificate
-	serverCN             string
-	clientFile, clientKF string
+	dir               string
+	ca                testCA
+	caFile            string
+	certFile, keyFile string // the server's
+	client            tls.Certificate
+	serverCN          string
 }
 
 func newPKI(t *testing.T) *pki {
