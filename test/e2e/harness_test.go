@@ -140,7 +140,7 @@ func start(t *testing.T, name, bin string, args ...string) *proc.Proc {
 	cmd := exec.Command(bin, args...)
 	// One log line per accessgate decision, printed when a test fails.
 	cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug")
-	p, err := proc.Start(name, cmd)
+	p, err := proc.Start(name, cmd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,10 +61,13 @@ type Proc struct {
 	once sync.Once
 }
 
-// Start runs cmd (stdout and stderr to p.Out unless already set) in its own
-// process group.
-func Start(name string, cmd *exec.Cmd) (*Proc, error) {
-	p := &Proc{Name: name, Cmd: cmd, Out: &Output{}, done: make(chan struct{})}
+// Start runs cmd in its own process group, its stdout and stderr (unless
+// already set) going to out (a new Output when nil), which becomes p.Out.
+func Start(name string, cmd *exec.Cmd, out *Output) (*Proc, error) {
+	if out == nil {
+		out = &Output{}
+	}
+	p := &Proc{Name: name, Cmd: cmd, Out: out, done: make(chan struct{})}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.Out
 	}

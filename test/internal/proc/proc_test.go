@@ -94,7 +94,7 @@ func TestStartStop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Start(tt.name, exec.Command("sh", "-c", tt.script))
+			p, err := Start(tt.name, exec.Command("sh", "-c", tt.script), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

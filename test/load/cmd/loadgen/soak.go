@@ -27,27 +27,30 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// soakBinary is `loadgen soak`: the real accessgate binary under
-// sustained load (issue 6), with its policy file replaced every -reload
+// soakBinary is `loadgen soak`: the accessgate binary under sustained
+// load, with its policy file replaced every -reload
 // (two valid versions, alternating) and a JWKS key rotation midway. The
 // issuer's jwks_url is served by this process on loopback: at half time
 // it publishes the old and the new key, waits until accessgate has
 // fetched them, switches the load's tokens to the new key, and at three
 // quarters drops the old key. Every -sample it reads
-// process_resident_memory_bytes and go_goroutines from /metrics.
+// process_resident_memory_bytes and go_goroutines from /metrics; it also
+// reports the binary's CPU time per check over the whole load (from
+// /proc/PID/stat).
 //
 // It fails (exit 1) when a check fails or is not a forward, when the
-// rotation or the reloads did not happen, or when RSS or goroutines did not
-// stay within -flat of their first sample under load.
+// rotation or the reloads did not happen, or when the median RSS or
+// goroutine count of the second half of the samples differs by more than
+// -flat from that of the first half (a trend, not one sample's noise).
 func soakBinary(args []string) error {
 	fs := flag.NewFlagSet("loadgen soak", flag.ContinueOnError)
-	bin := fs.String("bin", "bin/accessgate", "the accessgate binary")
+	bin := fs.String("bin", "", "the accessgate binary; empty builds ./cmd/accessgate")
 	duration := fs.Duration("duration", 10*time.Minute, "length of the soak")
 	conc := fs.Int("concurrency", 50, "concurrent checks")
 	conns := fs.Int("conns", 2, "gRPC connections (Envoy opens one per worker)")
 	reload := fs.Duration("reload", 10*time.Second, "policy file replacement interval")
 	sample := fs.Duration("sample", 10*time.Second, "RSS and goroutine sampling interval")
-	flat := fs.Float64("flat", 0.10, "allowed deviation of RSS and goroutines from their first sample under load")
+	flat := fs.Float64("flat", 0.10, "allowed change of the median RSS and goroutine count from the first half of the samples to the second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +62,9 @@ func soakBinary(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if *bin, err = accessgateBinary(*bin, dir); err != nil {
+		return err
+	}
 	fx, err := newFixture(dir, 0)
 	if err != nil {
 		return err
@@ -100,7 +106,7 @@ func soakBinary(args []string) error {
 		return err
 	}
 
-	gate, err := startBinary(*bin, policy)
+	gate, err := startAccessgate("accessgate", *bin, policy)
 	if err != nil {
 		return err
 	}
@@ -220,6 +226,7 @@ func soakBinary(args []string) error {
 		}, rotation)
 	}()
 
+	cpu := startCPU(gate)
 	res := run(*conc, *duration, func(w, i int) bool {
 		reqs := *current.Load()
 		resp, err := load.clients[w%len(load.clients)].Check(ctx, reqs[i%len(reqs)])
@@ -230,6 +237,7 @@ func soakBinary(args []string) error {
 		firstErr.CompareAndSwap(nil, &msg)
 		return false
 	})
+	cpuPerCheck, cpuErr := cpu.perRequest(res.n)
 	close(stopBackground)
 	wg.Wait()
 	close(events)
@@ -266,6 +274,10 @@ func soakBinary(args []string) error {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nsoak\tmeasured\tgoal\tresult")
 	fmt.Fprintf(w, "checks\t%d in %s (%.0f/s)\t-\t-\n", res.n, res.took.Round(time.Second), res.rps())
+	if cpuErr != nil {
+		return fmt.Errorf("CPU time: %w", cpuErr)
+	}
+	fmt.Fprintf(w, "CPU per check\t%.1f µs (utime+stime over the load)\t-\t-\n", float64(cpuPerCheck)/float64(time.Microsecond))
 	ok := res.errs == 0
 	fmt.Fprintf(w, "errors\t%d\t0\t%s\n", res.errs, verdict(ok))
 	if !ok {
