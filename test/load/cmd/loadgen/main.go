@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -294,10 +295,18 @@ func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	defer on.stop()
 	ms := []*measurement{{name: "envoy (no ext_authz)"}, {name: "envoy + accessgate"}}
 	ports := []int{off.port, on.port}
+	var firstErr atomic.Pointer[string]
 	httpRun := func(port, conc int, d time.Duration) result {
 		c := httpClient(conc)
 		defer c.CloseIdleConnections()
-		return run(conc, d, func(_, _ int) bool { return browserGet(c, port, token) == nil })
+		return run(conc, d, func(_, _ int) bool {
+			err := browserGet(c, port, token)
+			if err != nil {
+				msg := err.Error()
+				firstErr.CompareAndSwap(nil, &msg)
+			}
+			return err == nil
+		})
 	}
 	for _, p := range ports {
 		httpRun(p, o.conc, o.warmup)
@@ -310,7 +319,7 @@ func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	}
 	for _, m := range ms {
 		if m.c50.errs+m.c1.errs > 0 {
-			return fmt.Errorf("%s: %d requests failed", m.name, m.c50.errs+m.c1.errs)
+			return fmt.Errorf("%s: %d requests failed, the first: %s", m.name, m.c50.errs+m.c1.errs, *firstErr.Load())
 		}
 	}
 	rep.envoyOff, rep.envoyOn = ms[0], ms[1]

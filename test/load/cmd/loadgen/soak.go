@@ -246,10 +246,21 @@ func soakBinary(args []string) error {
 	}
 
 	// After the load: the old key is gone, the reloads were counted, and
-	// goroutines are back to idle.
+	// goroutines are back to idle. accessgate drops the old key at its
+	// first refresh after the drop (jwks_refresh, 10 s), which a short
+	// soak may end before: poll up to 15 s for the refusal.
 	oldRefused := false
-	if resp, err := load.clients[0].Check(ctx, oldReqs[0]); err == nil && !isOK(resp) {
-		oldRefused = true
+	refusedBy := time.Now().Add(15 * time.Second)
+	for !oldRefused && time.Now().Before(refusedBy) {
+		if resp, err := load.clients[0].Check(ctx, oldReqs[0]); err == nil && !isOK(resp) {
+			oldRefused = true
+			break
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	// The last file written may still be in its debounce, and the last
 	// checks' streams may still be ending: poll (to a deadline) until the
