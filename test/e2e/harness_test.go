@@ -138,8 +138,11 @@ func freePort(t *testing.T) int {
 func start(t *testing.T, name, bin string, args ...string) *proc.Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	// One log line per accessgate decision, printed when a test fails.
-	cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug")
+	// One log line per accessgate decision, printed when a test fails;
+	// no drain delay, so that stopping accessgate at a test's end takes
+	// no time (a test of the drain gives --drain-delay, which beats the
+	// variable).
+	cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug", "ACCESSGATE_DRAIN_DELAY=0s")
 	p, err := proc.Start(name, cmd, nil)
 	if err != nil {
 		t.Fatal(err)
