@@ -132,7 +132,7 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			bad = fmt.Errorf("%s=%q: %w", key, v, err)
+			bad = fmt.Errorf("%s=%q: invalid value for --%s: %w", key, v, f.Name, err)
 		}
 	})
 	if bad != nil {
