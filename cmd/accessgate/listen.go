@@ -34,17 +34,24 @@ type listener struct {
 	l net.Listener // set by listen
 }
 
-// listeners builds serve's listeners, in start-line order.
+// listeners builds serve's listeners, in start-line order. A listener is
+// a constructor in this list; one that is off (an optional listener whose
+// address flag is empty) returns nil.
 func (g *gate) listeners(o *serveConfig) ([]*listener, error) {
-	grpcL, err := g.grpcListener(o)
-	if err != nil {
-		return nil, err
+	var ls []*listener
+	for _, build := range []func(*serveConfig) (*listener, error){
+		g.grpcListener,
+		g.httpListener,
+	} {
+		l, err := build(o)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			ls = append(ls, l)
+		}
 	}
-	httpL, err := g.httpListener(o)
-	if err != nil {
-		return nil, err
-	}
-	return []*listener{grpcL, httpL}, nil
+	return ls, nil
 }
 
 // gRPC server limits.
