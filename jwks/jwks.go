@@ -74,7 +74,7 @@ var (
 type Manager struct {
 	log        *zap.Logger
 	client     *http.Client
-	transport  *http.Transport // the client's, to close its idle connections
+	transport  *http.Transport // ours to close idle connections of; nil with withHTTPClient
 	timeout    time.Duration
 	refresh    time.Duration // overrides Issuer.JWKSRefresh when > 0
 	backoffMin time.Duration
@@ -97,6 +97,10 @@ type Manager struct {
 
 // Option configures a Manager.
 type Option func(*Manager)
+
+// withHTTPClient fetches with c instead of a client of the Manager's own
+// (tests: an httptest TLS server's client).
+func withHTTPClient(c *http.Client) Option { return func(m *Manager) { m.client = c } }
 
 // WithTimeout bounds each fetch (default 5 s).
 func WithTimeout(d time.Duration) Option { return func(m *Manager) { m.timeout = d } }
@@ -145,8 +149,10 @@ func New(log *zap.Logger, opts ...Option) *Manager {
 	for _, o := range opts {
 		o(m)
 	}
-	m.transport = http.DefaultTransport.(*http.Transport).Clone()
-	m.client = &http.Client{Transport: m.transport}
+	if m.client == nil {
+		m.transport = http.DefaultTransport.(*http.Transport).Clone()
+		m.client = &http.Client{Transport: m.transport}
+	}
 	m.base, m.cancel = context.WithCancel(context.Background())
 	return m
 }

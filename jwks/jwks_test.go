@@ -210,6 +210,36 @@ func TestKeyFromCertsDocument(t *testing.T) {
 	}
 }
 
+// TestHTTPSKeySet: keys are fetched over https with the client the manager
+// is given; its own default client refuses the test CA, so the issuer stays
+// without keys.
+func TestHTTPSKeySet(t *testing.T) {
+	doc := certsDoc(t, kidKey{"a", rsaA()})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name      string
+		opts      []Option
+		wantReady bool
+	}{
+		{"the server's client", []Option{withHTTPClient(srv.Client()), WithTimeout(5 * time.Second)}, true},
+		{"the default client", []Option{WithTimeout(5 * time.Second), WithBackoff(time.Hour, time.Hour)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newManager(t, tt.opts...)
+			set := setOfIssuers(issuerFor(srv.URL))
+			m.Sync(context.Background(), set)
+			if ready := m.Ready(set) == nil; ready != tt.wantReady {
+				t.Errorf("Ready after Sync over https = %v, want %v", ready, tt.wantReady)
+			}
+		})
+	}
+}
+
 func TestPublicCertsFallback(t *testing.T) {
 	doc, _ := json.Marshal(map[string]any{
 		"public_cert":  map[string]string{"kid": "a", "cert": certPEM(t, rsaA())},
