@@ -20,7 +20,9 @@ var docFiles = func() []string {
 
 // foreignFlags are flags the documents name that belong to other programs.
 var foreignFlags = map[string]string{
-	"host-resolver-rules": "chromium",
+	"host-resolver-rules":    "chromium",
+	"build":                  "docker compose up",
+	"skip-schema-validation": "helm template",
 }
 
 // helpFlags returns the flags that `accessgate cmd -h` lists, or nil when
