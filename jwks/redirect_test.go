@@ -54,7 +54,7 @@ func TestRedirectOnlyToHTTPS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.wantHits.Load()
-			m := newManager(t, WithHTTPClient(keysTLS.Client()))
+			m := newManager(t, withHTTPClient(keysTLS.Client()))
 			ks, err := m.fetch(context.Background(), tt.from.URL+"/cdn-cgi/access/certs")
 			hits := tt.wantHits.Load() - before
 			if tt.wantErr {
@@ -84,7 +84,7 @@ func TestRedirectLimit(t *testing.T) {
 		http.Redirect(w, r, loop.URL+r.URL.Path+"x", http.StatusFound)
 	}))
 	t.Cleanup(loop.Close)
-	m := newManager(t, WithHTTPClient(loop.Client()))
+	m := newManager(t, withHTTPClient(loop.Client()))
 	_, err := m.fetch(context.Background(), loop.URL+"/certs")
 	if err == nil || errors.Is(err, errInsecureRedirect) {
 		t.Fatalf("fetch through a redirect loop = %v, want the redirect limit", err)
@@ -95,7 +95,7 @@ func TestRedirectLimit(t *testing.T) {
 // copy; a client passed in is not changed under its owner.
 func TestRedirectRuleKeepsCallerClient(t *testing.T) {
 	c := &http.Client{}
-	newManager(t, WithHTTPClient(c))
+	newManager(t, withHTTPClient(c))
 	if c.CheckRedirect != nil {
 		t.Error("New changed the CheckRedirect of the client passed in")
 	}

@@ -37,7 +37,7 @@ func envoyRequest(token string) *authv3.CheckRequest {
 // token, and a policy change applies to the next check.
 func TestServeEndToEnd(t *testing.T) {
 	d := demoDir(t)
-	s := startServe(t, loopbackEnv(map[string]string{envLogLevel: "debug"}), "--config", d.policy)
+	s := startServe(t, loopbackEnv(map[string]string{envName("log-level"): "debug"}), "--config", d.policy)
 	client := authv3.NewAuthorizationClient(s.dial())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -25,38 +26,44 @@ const keygenRSABits = 2048
 // mode 0600, its kid printed on stdout. An existing file is never
 // overwritten: it may be a key that signed tokens still in use.
 func (c *cli) keygen(args []string) int {
-	fs := c.flagSet("keygen")
-	alg := fs.String("alg", "ES256", "ES256 (EC P-256) or RS256 (RSA 2048)")
-	out := fs.String("out", "", "file to write the PEM private key to (must not exist)")
-	if code, ok := parse(fs, args); !ok {
+	var alg, out string
+	if code, ok := c.parse(c.keygenFlagSet(&alg, &out), args); !ok {
 		return code
 	}
-	if *out == "" {
+	if out == "" {
 		fmt.Fprintln(c.stderr, "accessgate keygen: --out is required")
 		return exitUsage
 	}
 	var key crypto.Signer
 	var err error
-	switch *alg {
+	switch alg {
 	case "ES256":
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case "RS256":
 		key, err = rsa.GenerateKey(rand.Reader, keygenRSABits)
 	default:
-		fmt.Fprintf(c.stderr, "accessgate keygen: unknown --alg %q (want ES256 or RS256)\n", *alg)
+		fmt.Fprintf(c.stderr, "accessgate keygen: unknown --alg %q (want ES256 or RS256)\n", alg)
 		return exitUsage
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "accessgate keygen: generate key: %v\n", err)
 		return exitFail
 	}
-	kid, err := writeKey(*out, key)
+	kid, err := writeKey(out, key)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "accessgate keygen: %v\n", err)
 		return exitFail
 	}
 	fmt.Fprintln(c.stdout, kid)
 	return exitOK
+}
+
+// keygenFlagSet is keygen's flags.
+func (c *cli) keygenFlagSet(alg, out *string) *flag.FlagSet {
+	fs := c.flagSet("keygen")
+	fs.StringVar(alg, "alg", "ES256", "ES256 (EC P-256) or RS256 (RSA 2048)")
+	fs.StringVar(out, "out", "", "file to write the PEM private key to (must not exist)")
+	return fs
 }
 
 // writeKey writes key to a new file (O_EXCL: never over an existing one)

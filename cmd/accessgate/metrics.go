@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/policies"
 )
 
 // Metric label values for results.
@@ -31,8 +32,9 @@ type metrics struct {
 	// were loaded: the last good keys keep serving, and these say so.
 	jwksStale  *prometheus.GaugeVec
 	jwksLastOK *prometheus.GaugeVec
-	jwksMu     sync.Mutex      // serializes jwksFetched
-	jwksOK     map[string]bool // issuers with a successful fetch
+	jwksMu     sync.Mutex      // serializes jwksFetched and issuers
+	jwksOK     map[string]bool // issuers of the live file with a successful fetch
+	jwksLive   map[string]bool // issuers of the live file
 
 	// counters caches the decisions counter of each reason and application:
 	// CounterVec.WithLabelValues hashes and allocates on every call, a
@@ -83,7 +85,8 @@ func newMetrics() *metrics {
 			Name: "accessgate_jwks_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful JWKS fetch of an issuer.",
 		}, []string{"issuer"}),
-		jwksOK: map[string]bool{},
+		jwksOK:   map[string]bool{},
+		jwksLive: map[string]bool{},
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "accessgate_build_info",
@@ -133,6 +136,49 @@ func (m *metrics) reloaded(ok bool, now time.Time) {
 	m.lastReload.Set(float64(now.UnixNano()) / 1e9)
 }
 
+// issuers follows the issuers of set, the file about to go live: the JWKS
+// series of an issuer that left the file are deleted (a stale gauge would
+// otherwise alert forever on an issuer nobody uses), and fetches still
+// reported for it are ignored.
+func (m *metrics) issuers(set *policies.Set) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	live := make(map[string]bool, len(set.Issuers))
+	for _, iss := range set.Issuers {
+		live[iss.Name] = true
+	}
+	for name := range m.jwksLive {
+		if live[name] {
+			continue
+		}
+		delete(m.jwksOK, name)
+		m.jwks.DeletePartialMatch(prometheus.Labels{"issuer": name})
+		m.jwksStale.DeleteLabelValues(name)
+		m.jwksLastOK.DeleteLabelValues(name)
+	}
+	m.jwksLive = live
+}
+
+// applications follows the applications of set, the file now live: the
+// decision counters of an application that left the file are deleted, from
+// the registry and from the cache, so that neither grows with every
+// application ever loaded. A decision still in flight on the previous file
+// may bring one back; the next reload deletes it again.
+func (m *metrics) applications(set *policies.Set) {
+	live := make(map[string]bool, len(set.Applications))
+	for _, a := range set.Applications {
+		live[a.Name] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.counters {
+		if k.app != "" && !live[k.app] {
+			delete(m.counters, k)
+			m.decisions.DeleteLabelValues(string(k.reason), k.app)
+		}
+	}
+}
+
 // jwksFetched counts a JWKS fetch; it is the key manager's fetch hook.
 // A failure after a success marks the issuer's keys stale: the manager
 // keeps serving the last good keys (it never drops them on a failure), so
@@ -141,6 +187,9 @@ func (m *metrics) reloaded(ok bool, now time.Time) {
 func (m *metrics) jwksFetched(issuer string, err error) {
 	m.jwksMu.Lock()
 	defer m.jwksMu.Unlock()
+	if !m.jwksLive[issuer] {
+		return // a fetch finishing for an issuer that has left the file
+	}
 	if err != nil {
 		m.jwks.WithLabelValues(issuer, resultFailure).Inc()
 		if m.jwksOK[issuer] {

@@ -304,8 +304,8 @@ func TestValidNonce(t *testing.T) {
 			t.Errorf("ValidNonce(%q) = %v, want %v", tt.give, got, tt.want)
 		}
 	}
-	if mint.NewNonce() == mint.NewNonce() {
-		t.Error("NewNonce repeats")
+	if a, b := mint.NewNonce(), mint.NewNonce(); a == b {
+		t.Errorf("NewNonce repeats: %q twice", a)
 	}
 }
 
