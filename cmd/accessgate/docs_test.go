@@ -23,6 +23,8 @@ var foreignFlags = map[string]string{
 	"host-resolver-rules":    "chromium",
 	"build":                  "docker compose up",
 	"skip-schema-validation": "helm template",
+	"bridge":                 "dockerd",
+	"iptables":               "dockerd",
 }
 
 // helpFlags returns the flags that `accessgate cmd -h` lists, or nil when
@@ -47,7 +49,7 @@ type docSnippet struct {
 
 var (
 	spanRE  = regexp.MustCompile("`([^`]+)`")
-	cmdRE   = regexp.MustCompile(`(?:^|[\s$(])(?:[\w./-]*/)?accessgate\s+([a-z][a-z-]*)`)
+	cmdRE   = regexp.MustCompile(`(?:^|[\s$(])(?:[\w./-]*/)?accessgate\s+([a-z][a-z-]*)(?:\s|$)`)
 	flagRE  = regexp.MustCompile(`(?:^|[\s\[(/|])--([a-z][a-z0-9-]*)`)
 	fenceRE = regexp.MustCompile("^\\s*```")
 )
