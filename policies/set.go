@@ -8,6 +8,7 @@
 package policies
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"time"
 
@@ -29,6 +30,9 @@ type Set struct {
 	ServiceTokens map[string]*ServiceToken
 	// Applications in file order.
 	Applications []*Application
+	// ClientCAs are the client_certificate_authorities certificates (nil
+	// when none are configured).
+	ClientCAs *x509.CertPool
 
 	hosts hostIndex
 }
@@ -75,6 +79,9 @@ type Application struct {
 	Unauthenticated Unauthenticated
 	CORS            *CORS // nil when the application has no `cors`
 	IdentityHeaders bool
+	// CaseSensitivePaths is `case_sensitive_paths`: path prefixes compare
+	// exactly instead of ASCII case-insensitively.
+	CaseSensitivePaths bool
 	// PreAuth holds the bypass and service_auth policies in file order;
 	// PostAuth the block and allow policies in file order.
 	PreAuth  []*Policy
@@ -119,6 +126,9 @@ const (
 	SelServiceToken
 	SelAnyServiceToken
 	SelValidCertificate
+	// SelCommonName is `common_name`: valid_certificate holds and the
+	// leaf's subject common name is in Set (exact).
+	SelCommonName
 )
 
 // Selector is one compiled include/require/exclude rule. Only the fields of
@@ -126,7 +136,8 @@ const (
 type Selector struct {
 	Kind SelectorKind
 	// Set holds the lower-cased values for email, email_domain and country,
-	// the exact values for group, and the token names for service_token.
+	// the exact values for group, the token names for service_token, and
+	// the exact common names for common_name.
 	Set map[string]struct{}
 	// CIDRs for ip.
 	CIDRs []netip.Prefix
