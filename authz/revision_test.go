@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/test/testkit"
 )
 
 // revisionFixture is an Engine on testdata/revision.yaml (default_action:
@@ -417,11 +420,16 @@ func TestSelectorKindsAllHandled(t *testing.T) {
 			if !ok {
 				t.Fatalf("selector %q has no test value: add it to selectorValues and a case to subject.match", name)
 			}
-			set, err := policies.Parse("kinds.yaml", []byte(selectorFile(name+": "+v)))
+			src := selectorFile(name + ": " + v)
+			set, err := policies.Parse("kinds.yaml", []byte(src))
 			if err != nil && strings.Contains(err.Error(), "client_certificate_authorities") {
-				// Certificate selectors need CAs once the parser checks it;
-				// the kind is still parsed, so give it a pool.
-				t.Skipf("needs client_certificate_authorities: %v", err)
+				// Certificate selectors need CAs once the parser checks
+				// that: give it a real bundle.
+				ca := filepath.Join(t.TempDir(), "ca.pem")
+				if err := os.WriteFile(ca, testkit.NewCA(t, "kinds CA").PEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				set, err = policies.Parse("kinds.yaml", []byte("client_certificate_authorities: ["+ca+"]\n"+src))
 			}
 			if err != nil {
 				t.Fatalf("parse %s: %v", name, err)
