@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"slices"
@@ -88,9 +87,11 @@ func (c *clientCert) validAt(now time.Time) bool {
 	return !now.Before(c.notBefore) && !now.After(c.notAfter)
 }
 
-// certCache remembers certificates that verified, by the SHA-256 of their
-// PEM: a browser or service presents the same certificate on every
-// request, and a chain verification costs far more than a hash. Only
+// certCache remembers certificates that verified, by their PEM (at most
+// maxCertPEM each, so the cache holds at most certCacheSize × 32 KiB; a
+// real certificate is 1–2 KiB): a browser or service presents the same
+// certificate on every request, and a chain verification costs far more
+// than a map lookup. Only
 // successes are kept (a failure may turn into a success once a certificate
 // becomes valid), each only for its validity period; the cache is emptied
 // when the policy Set (and so the CA pool) changes, and when it is full.
@@ -98,11 +99,11 @@ type certCache struct {
 	mu   sync.Mutex
 	max  int
 	pool *x509.CertPool // the roots the entries were verified against
-	m    map[[sha256.Size]byte]*clientCert
+	m    map[string]*clientCert
 }
 
 func newCertCache(n int) *certCache {
-	return &certCache{max: n, m: make(map[[sha256.Size]byte]*clientCert)}
+	return &certCache{max: n, m: make(map[string]*clientCert)}
 }
 
 // verify is verifyClientCert through the cache.
@@ -113,9 +114,8 @@ func (cc *certCache) verify(pemText string, roots *x509.CertPool, now time.Time)
 	if cc == nil {
 		return verifyClientCert(pemText, roots, now)
 	}
-	key := sha256.Sum256([]byte(pemText))
 	cc.mu.Lock()
-	c, ok := cc.m[key]
+	c, ok := cc.m[pemText]
 	if ok && cc.pool != roots {
 		ok = false
 	}
@@ -132,7 +132,7 @@ func (cc *certCache) verify(pemText string, roots *x509.CertPool, now time.Time)
 		clear(cc.m)
 		cc.pool = roots
 	}
-	cc.m[key] = c
+	cc.m[pemText] = c
 	cc.mu.Unlock()
 	return c
 }

@@ -200,19 +200,20 @@ func TestClientCertCache(t *testing.T) {
 
 func BenchmarkClientCert(b *testing.B) {
 	ca := testkit.NewCA(b, "ca")
-	c, _ := ca.Issue(b, testkit.Leaf{CommonName: "svc"})
+	certPEM, _ := ca.Issue(b, testkit.Leaf{CommonName: "svc"})
+	c := string(certPEM)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	now := time.Now()
 	b.Run("verify", func(b *testing.B) {
 		for b.Loop() {
-			verifyClientCert(string(c), pool, now)
+			verifyClientCert(c, pool, now)
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
 		cc := newCertCache(16)
 		for b.Loop() {
-			cc.verify(string(c), pool, now)
+			cc.verify(c, pool, now)
 		}
 	})
 }
