@@ -97,41 +97,15 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 
 	// 2. A CORS preflight on an application with cors.
 	if app.CORS != nil && isPreflight(r) {
-		if app.CORS.BypassOptionsToOrigin {
-			return forward(r, app, ReasonPreflight, "", nil, nil)
-		}
-		reason, headers := preflight(r, app.CORS)
-		if reason != ReasonPreflight {
-			// No app: a refusal carries no CORS headers at all.
-			d := forbidden(r, nil, reason, "")
-			d.Application = app.Name
-			return d
-		}
-		return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
+		return answerPreflight(r, app)
 	}
 
 	s := subject{req: r, trusted: set.TrustedProxies, certs: e.certs, cas: set.ClientCAs, now: e.now}
 	svcPresented, svcReason := e.serviceToken(set, r, &s)
-	exact := app.CaseSensitivePaths
 
 	// 3. bypass and service_auth policies, in file order.
-	for _, p := range app.PreAuth {
-		if !p.CoversPath(path, exact) {
-			continue
-		}
-		if s.addressUnknownFor(p) {
-			return BadRequest()
-		}
-		matched, ok := s.matches(p)
-		if !ok {
-			return forbidden(r, app, ReasonNoPolicyMatch, p.Name)
-		}
-		switch {
-		case matched && p.Action == policies.ActionBypass:
-			return forward(r, app, ReasonBypass, p.Name, nil, nil)
-		case matched && p.Action == policies.ActionServiceAuth && s.svc != nil:
-			return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc)
-		}
+	if d, decided := s.firstMatch(app, app.PreAuth, path); decided {
+		return d
 	}
 
 	// 4. The Access token.
@@ -150,26 +124,65 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	s.id = id
 
 	// 5. block and allow policies, in file order: the first match decides.
-	for _, p := range app.PostAuth {
-		if !p.CoversPath(path, exact) {
+	if d, decided := s.firstMatch(app, app.PostAuth, path); decided {
+		return d
+	}
+	return forbidden(r, app, ReasonNoPolicyMatch, "")
+}
+
+// answerPreflight answers a CORS preflight of an application with cors
+// (section 3, step 2): forwarded unchecked with bypass_options_to_origin,
+// else 204 with the CORS answer or 403 without any CORS header.
+func answerPreflight(r *Request, app *policies.Application) Decision {
+	if app.CORS.BypassOptionsToOrigin {
+		return forward(r, app, ReasonPreflight, "", nil, nil)
+	}
+	reason, headers := preflight(r, app.CORS)
+	if reason != ReasonPreflight {
+		// No app: a refusal carries no CORS headers at all.
+		d := forbidden(r, nil, reason, "")
+		d.Application = app.Name
+		return d
+	}
+	return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
+}
+
+// firstMatch checks the policies of one step, in file order, for s: those
+// whose paths cover path (compared as the application says). The first that
+// matches decides: bypass and allow forward, a service_auth forwards when a
+// valid service token was presented, block answers 403. decided is false
+// when none did. A checked policy with an ip selector and no determinable
+// client address is 400; one that cannot be evaluated is 403.
+func (s *subject) firstMatch(app *policies.Application, ps []*policies.Policy, path string) (d Decision, decided bool) {
+	r := s.req
+	for _, p := range ps {
+		if !p.CoversPath(path, app.CaseSensitivePaths) {
 			continue
 		}
 		if s.addressUnknownFor(p) {
-			return BadRequest()
+			return BadRequest(), true
 		}
 		matched, ok := s.matches(p)
 		if !ok {
-			return forbidden(r, app, ReasonNoPolicyMatch, p.Name)
+			return forbidden(r, app, ReasonNoPolicyMatch, p.Name), true
 		}
 		if !matched {
 			continue
 		}
-		if p.Action == policies.ActionBlock {
-			return forbidden(r, app, ReasonBlocked, p.Name)
+		switch p.Action {
+		case policies.ActionBypass:
+			return forward(r, app, ReasonBypass, p.Name, nil, nil), true
+		case policies.ActionServiceAuth:
+			if s.svc != nil {
+				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc), true
+			}
+		case policies.ActionBlock:
+			return forbidden(r, app, ReasonBlocked, p.Name), true
+		case policies.ActionAllow:
+			return forward(r, app, ReasonAllowed, p.Name, s.id, nil), true
 		}
-		return forward(r, app, ReasonAllowed, p.Name, id, nil)
 	}
-	return forbidden(r, app, ReasonNoPolicyMatch, "")
+	return Decision{}, false
 }
 
 // serviceToken checks the Cf-Access-Client-Id/-Secret pair. It reports
