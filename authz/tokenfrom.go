@@ -52,28 +52,47 @@ func tokenFrom(h map[string]string) string {
 // Envoy joins several Cookie headers of one request with "," in the
 // CheckRequest. Neither may appear inside a cookie value (RFC 6265 section
 // 4.1.1), so splitting on both never cuts a token.
+//
+// The scan jumps from one occurrence of the name to the next (a vectorized
+// search) and looks only at the cookie around each, so a header of many
+// unrelated cookies costs one search; the cookie around an occurrence is
+// the text between the separators before and after it, exactly the part a
+// split on ';' and ',' would give.
 func cookieToken(s string) string {
-	if !strings.Contains(s, cookieName) {
-		return "" // no such cookie: one vectorized search instead of the scan
-	}
-	for s != "" {
-		var part string
-		if i := strings.IndexAny(s, ";,"); i >= 0 {
-			part, s = s[:i], s[i+1:]
-		} else {
-			part, s = s, ""
+	for {
+		i := strings.Index(s, cookieName)
+		if i < 0 {
+			return ""
 		}
-		name, val, ok := strings.Cut(part, "=")
-		if !ok || strings.TrimSpace(name) != cookieName {
-			continue
+		start := i
+		for start > 0 && s[start-1] != ';' && s[start-1] != ',' {
+			start--
 		}
-		val = strings.TrimSpace(val)
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-			val = strings.TrimSpace(val[1 : len(val)-1])
+		end := i + len(cookieName)
+		for end < len(s) && s[end] != ';' && s[end] != ',' {
+			end++
 		}
-		if val != "" {
+		if val := cookieValue(s[start:end]); val != "" {
 			return val
 		}
+		if end == len(s) {
+			return ""
+		}
+		s = s[end+1:]
 	}
-	return ""
+}
+
+// cookieValue returns the value of one "name=value" cookie when its name
+// is CF_Authorization, trimmed and without one pair of double quotes;
+// "" for another cookie or an empty value.
+func cookieValue(part string) string {
+	name, val, ok := strings.Cut(part, "=")
+	if !ok || strings.TrimSpace(name) != cookieName {
+		return ""
+	}
+	val = strings.TrimSpace(val)
+	if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+		val = strings.TrimSpace(val[1 : len(val)-1])
+	}
+	return val
 }

@@ -75,6 +75,25 @@ func TestTokenFromAllocs(t *testing.T) {
 	}
 }
 
+// referenceCookieToken is section 3's cookie rule written plainly: split
+// the list on ';' and ',', take the first CF_Authorization with a value.
+func referenceCookieToken(s string) string {
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' }) {
+		name, val, ok := strings.Cut(part, "=")
+		if !ok || strings.TrimSpace(name) != cookieName {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+			val = strings.TrimSpace(val[1 : len(val)-1])
+		}
+		if val != "" {
+			return val
+		}
+	}
+	return ""
+}
+
 func FuzzTokenFromHeaders(f *testing.F) {
 	// cookie, cf-access-jwt-assertion, cf-access-token, authorization
 	f.Add("CF_Authorization=abc", "", "", "")
@@ -82,7 +101,14 @@ func FuzzTokenFromHeaders(f *testing.F) {
 	f.Add("CF_Authorization=", " ", "", "bearer   x ")
 	f.Add(";;;=;CF_Authorization= ;", "", "\t", "Bearer")
 	f.Add("", "", "", "Basic Zm9v")
+	f.Add("a=CF_Authorization=x, CF_Authorization=y", "", "", "")
+	f.Add("x=1,CF_Authorization ,CF_Authorization=z;", "", "", "")
 	f.Fuzz(func(t *testing.T, cookie, assertion, token, authorization string) {
+		// The cookie scan agrees with the plain reading of the contract:
+		// split on ';' and ',', the first CF_Authorization with a value.
+		if got, want := cookieToken(cookie), referenceCookieToken(cookie); got != want {
+			t.Errorf("cookieToken(%q) = %q, want %q (split reading)", cookie, got, want)
+		}
 		h := map[string]string{
 			"cookie":                  cookie,
 			"cf-access-jwt-assertion": assertion,
