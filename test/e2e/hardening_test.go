@@ -98,11 +98,27 @@ func TestEnvoyHardenedPaths(t *testing.T) {
 			if r.StatusCode != http.StatusBadRequest && !(target == "/x/..;/admin" && r.StatusCode == http.StatusForbidden) {
 				t.Errorf("GET %s: %d %q, want 400", target, r.StatusCode, r.body)
 			}
+			if !hasValue(r.Header, "Vary", "Origin") || r.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("GET %s: Vary %q, Access-Control-Allow-Origin %q: want Vary: Origin and no other CORS header",
+					target, r.Header.Values("Vary"), r.Header.Get("Access-Control-Allow-Origin"))
+			}
 			if n := e.origin.hits.Load() - before; n != 0 {
 				t.Errorf("GET %s reached the origin %d times", target, n)
 			}
 		})
 	}
+	t.Run("302 carries Vary: Origin only", func(t *testing.T) {
+		r := e.send(t, http.MethodGet, "/ADMIN/users", map[string]string{
+			"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Origin": e.pageOrigin(),
+		})
+		if r.StatusCode != http.StatusFound {
+			t.Fatalf("navigation without a token: %d %q, want 302", r.StatusCode, r.body)
+		}
+		if !hasValue(r.Header, "Vary", "Origin") || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("302: Vary %q, Access-Control-Allow-Origin %q: want Vary: Origin and no other CORS header",
+				r.Header.Values("Vary"), r.Header.Get("Access-Control-Allow-Origin"))
+		}
+	})
 	t.Run("forwarded unchanged", func(t *testing.T) {
 		r := e.send(t, http.MethodGet, "/users;jsessionid=1/List", cookie)
 		if r.StatusCode != http.StatusOK {
