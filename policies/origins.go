@@ -95,24 +95,12 @@ func splitOrigin(o string) (schemeEnd, hostStart, hostEnd int, ok bool) {
 		}
 		hostEnd = hostStart + end + 1
 	} else {
-		hostEnd = hostStart
-		prevDot := true // no empty first label
-		for hostEnd < len(o) && o[hostEnd] != ':' {
-			c := o[hostEnd]
-			switch {
-			case c == '.':
-				if prevDot {
-					return 0, 0, 0, false
-				}
-				prevDot = true
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-				prevDot = false
-			default:
-				return 0, 0, 0, false
-			}
-			hostEnd++
+		hostEnd = len(o)
+		if i := strings.IndexByte(rest, ':'); i >= 0 {
+			hostEnd = hostStart + i
 		}
-		if prevDot {
+		// The host rules of request hosts and domains, one copy.
+		if CheckHostName(o[hostStart:hostEnd]) != nil {
 			return 0, 0, 0, false
 		}
 	}

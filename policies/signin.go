@@ -331,7 +331,7 @@ func parseTeamDomain(s string) (string, bool, error) {
 // IsLoopbackHost reports whether host (without port or brackets) is
 // localhost, a name under .localhost, 127.0.0.0/8 or ::1.
 func IsLoopbackHost(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h := LowerASCII(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return true
 	}
