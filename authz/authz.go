@@ -20,6 +20,9 @@ type Request struct {
 	// SourceIP is the downstream connection's address (Envoy's
 	// source.address); invalid when unknown.
 	SourceIP netip.Addr
+	// ClientCert is the client certificate the proxy passed, as PEM (already
+	// URL-decoded); empty when none.
+	ClientCert string
 	// ClientCertVerified is true when Envoy reported a verified client
 	// certificate for the connection.
 	ClientCertVerified bool
@@ -98,6 +101,12 @@ const (
 	ReasonNoPolicyMatch           Reason = "no_policy_match"
 	ReasonNoApplication           Reason = "no_application"
 	ReasonBadRequest              Reason = "bad_request"
+	// ReasonPreflightMisrouted: a CORS preflight reached an HTTP endpoint
+	// whose 2xx means "forward" (contract section 7).
+	ReasonPreflightMisrouted Reason = "preflight_misrouted"
+	// ReasonSigninMisrouted: a /cdn-cgi/access/* request reached an HTTP
+	// endpoint instead of the sign-in listener (contract section 7).
+	ReasonSigninMisrouted Reason = "signin_misrouted"
 )
 
 // Reasons lists every reason code, for metrics pre-registration and tests.
@@ -109,4 +118,5 @@ var Reasons = []Reason{
 	ReasonTokenAudience, ReasonTokenIssuer, ReasonTokenUnknownKey,
 	ReasonServiceTokenInvalid, ReasonServiceTokenExpired, ReasonBlocked,
 	ReasonNoPolicyMatch, ReasonNoApplication, ReasonBadRequest,
+	ReasonPreflightMisrouted, ReasonSigninMisrouted,
 }
