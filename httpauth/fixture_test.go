@@ -2,6 +2,8 @@ package httpauth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -114,4 +116,19 @@ func serveServer(t testing.TB, s *Server) *served {
 		<-done
 	})
 	return &served{srv: s, hs: hs, addr: l.Addr().String()}
+}
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool
+// trusting its CA.
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	ca := testkit.NewCA(t, "httpauth test CA")
+	certPEM, keyPEM := ca.Issue(t, testkit.Leaf{CommonName: "accessgate", Server: true, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.PEM)
+	return cert, pool
 }
