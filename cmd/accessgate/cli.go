@@ -47,6 +47,7 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
+                      [--auth-addr ADDR]
                       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
@@ -59,9 +60,13 @@ serve without --config runs the built-in demo (not for production).
 --tls-cert and --tls-key serve the gRPC listener over TLS; --client-ca
 also requires client certificates signed by that CA (mutual TLS).
 Certificate and CA files are re-read when they change.
+--auth-addr serves the HTTP authorization endpoints (/auth/envoy/,
+/auth/forward, /auth/nginx, /auth/nginx/render, /auth/answer/) for
+proxies without ext_authz gRPC; the TLS flags apply to it too.
 Flags may also come from the environment: ACCESSGATE_CONFIG,
-ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_TLS_CERT,
-ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA, ACCESSGATE_HTTP_TLS_CERT,
+ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_AUTH_ADDR,
+ACCESSGATE_TLS_CERT, ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA,
+ACCESSGATE_HTTP_TLS_CERT,
 ACCESSGATE_HTTP_TLS_KEY, ACCESSGATE_LOG_LEVEL, ACCESSGATE_LOG_FORMAT,
 ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE.
 A flag beats its variable.

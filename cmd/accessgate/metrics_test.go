@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/httpauth"
 )
 
 // TestMetricsObserveConcurrent counts decisions from many goroutines into
@@ -33,14 +34,16 @@ func TestMetricsObserveConcurrent(t *testing.T) {
 	total := 0.0
 	for _, a := range apps {
 		for _, r := range reasons {
-			total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a))
+			total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a, endpointGRPC))
 		}
 	}
 	if total != 8*perG {
 		t.Errorf("decisions counted = %v, want %d", total, 8*perG)
 	}
-	if got := testutil.CollectAndCount(m.latency); got != 1 {
-		t.Errorf("latency histogram series = %d, want 1", got)
+	// One series per endpoint, made at start so that each shows from the
+	// first scrape.
+	if got := testutil.CollectAndCount(m.latency); got != 1+len(httpauth.Endpoints) {
+		t.Errorf("latency histogram series = %d, want %d", got, 1+len(httpauth.Endpoints))
 	}
 }
 
@@ -68,3 +71,21 @@ func TestMetricsReloadAndJWKS(t *testing.T) {
 }
 
 var errTest = errors.New("connection refused")
+
+// TestMetricsEndpointLabel counts decisions of the gRPC and HTTP endpoints
+// apart.
+func TestMetricsEndpointLabel(t *testing.T) {
+	m := newMetrics()
+	d := authz.Decision{Reason: authz.ReasonAllowed, Application: "a"}
+	m.observe(nil, &d, time.Microsecond)
+	m.observeHTTP(httpauth.Forward, nil, &d, time.Microsecond)
+	m.observeHTTP(httpauth.Forward, nil, &d, time.Microsecond)
+	for _, tt := range []struct {
+		endpoint string
+		want     float64
+	}{{"grpc", 1}, {"auth/forward", 2}, {"auth/nginx", 0}} {
+		if got := testutil.ToFloat64(m.decisions.WithLabelValues("allowed", "a", tt.endpoint)); got != tt.want {
+			t.Errorf("decisions{endpoint=%q} = %v, want %v", tt.endpoint, got, tt.want)
+		}
+	}
+}

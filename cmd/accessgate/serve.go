@@ -132,6 +132,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	config := fs.String("config", c.env(envConfig, ""), "policy file; none runs the built-in demo (env "+envConfig+")")
 	grpcAddr := fs.String("grpc-addr", c.env(envGRPCAddr, defaultGRPCAddr), "ext_authz gRPC listen address (env "+envGRPCAddr+")")
 	httpAddr := fs.String("http-addr", c.env(envHTTPAddr, defaultHTTPAddr), "/healthz, /readyz and /metrics listen address (env "+envHTTPAddr+")")
+	authAddr := fs.String("auth-addr", c.env(envAuthAddr, ""), "HTTP authorization endpoints (nginx, Traefik, Caddy, Envoy http_service) listen address; empty: off; TLS as --tls-cert/--tls-key/--client-ca (env "+envAuthAddr+")")
 	logLevel := fs.String("log-level", c.env(envLogLevel, "info"), "debug, info, warn or error; debug logs one line per decision (env "+envLogLevel+")")
 	logFormat := fs.String("log-format", c.env(envLogFormat, "json"), "json or console (env "+envLogFormat+")")
 	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long SIGTERM waits for in-flight checks")
@@ -280,6 +281,13 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http")), TLSConfig: httpTLSConfig}
 
 	serveErr := make(chan error, 2)
+	auth, err := startAuth(*authAddr, grpcTLS, g.engine, log, m, decisionLvl, serveErr)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		log.Error("auth listener", zap.Error(err))
+		return exitFail
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -365,6 +373,7 @@ loop:
 	// flight finish, up to the deadline.
 	g.draining.Store(true)
 	hs.Shutdown()
+	authDrained := auth.drain(*shutdownTimeout)
 	stopped := make(chan struct{})
 	go func() {
 		gs.GracefulStop()
@@ -386,6 +395,7 @@ loop:
 	hcancel()
 	stopWatch()
 	<-watchDone
+	<-authDrained
 	wg.Wait()
 	log.Info("stopped")
 	return code
