@@ -604,3 +604,39 @@ func testThroughProxy(t *testing.T, p proxy) {
 		})
 	})
 }
+
+// TestProxyConfigsValidate has each proxy check its shipped configuration
+// as shipped (nginx -t with the test's nginx.conf around it, caddy validate,
+// envoy --mode validate), before any address is substituted.
+func TestProxyConfigsValidate(t *testing.T) {
+	t.Run("envoy-http", func(t *testing.T) {
+		out, err := exec.Command(envoyPath(t), "--mode", "validate", "-c", "../../envoy/envoy-http.yaml", "--log-level", "warn").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK") {
+			t.Errorf("envoy --mode validate: %v\n%s", err, out)
+		}
+	})
+	t.Run("nginx", func(t *testing.T) {
+		bin := nginxPath(t)
+		dir := t.TempDir()
+		conf, err := os.ReadFile("../../proxies/nginx/accessgate.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, "accessgate.conf"), conf)
+		write(t, filepath.Join(dir, "nginx.conf"), []byte(strings.ReplaceAll(nginxMain, "{{DIR}}", dir)))
+		out, err := exec.Command(bin, "-t", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log")).CombinedOutput()
+		if err != nil {
+			t.Errorf("nginx -t: %v\n%s", err, out)
+		}
+	})
+	t.Run("caddy", func(t *testing.T) {
+		bin := caddyPath(t)
+		dir := t.TempDir()
+		t.Setenv("XDG_CONFIG_HOME", dir)
+		t.Setenv("XDG_DATA_HOME", dir)
+		out, err := exec.Command(bin, "validate", "--config", "../../proxies/caddy/Caddyfile", "--adapter", "caddyfile").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Valid configuration") {
+			t.Errorf("caddy validate: %v\n%s", err, out)
+		}
+	})
+}
