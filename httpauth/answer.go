@@ -99,7 +99,7 @@ func render(ep Endpoint, r *authz.Request, d *authz.Decision, h http.Header) (st
 				}
 				continue
 			}
-			h.Set(hd.Key, hd.Value)
+			h[canonicalName(hd.Key)] = []string{hd.Value}
 		}
 		if ep == Envoy {
 			remove := d.HeadersToRemove
@@ -138,10 +138,11 @@ func writeHeaders(h http.Header, hs []authz.Header) {
 		if !validHeader(hd.Key, hd.Value) {
 			continue
 		}
+		k := canonicalName(hd.Key)
 		if hd.Append {
-			h.Add(hd.Key, hd.Value)
+			h[k] = append(h[k], hd.Value)
 		} else {
-			h.Set(hd.Key, hd.Value)
+			h[k] = []string{hd.Value}
 		}
 	}
 }
@@ -177,4 +178,29 @@ func isSigninPath(target string) bool {
 	const prefix = "/cdn-cgi/access"
 	return len(p) >= len(prefix) && strings.EqualFold(p[:len(prefix)], prefix) &&
 		(len(p) == len(prefix) || p[len(prefix)] == '/')
+}
+
+// answerNames are the canonical forms of the headers decisions set, so that
+// writing an answer does not canonicalize (and allocate) each name again.
+var answerNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"cf-access-authenticated-user-email", "cf-access-jwt-assertion", "cf-access-client-id",
+		"access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
+		"access-control-allow-methods", "access-control-allow-headers", "access-control-max-age",
+		"access-control-allow-private-network", "vary", "content-type", "cache-control",
+		"location", "www-authenticate", "set-cookie", "referrer-policy",
+	} {
+		m[n] = http.CanonicalHeaderKey(n)
+	}
+	return m
+}()
+
+// canonicalName is http.CanonicalHeaderKey, without allocating for the
+// names decisions use.
+func canonicalName(k string) string {
+	if c, ok := answerNames[k]; ok {
+		return c
+	}
+	return http.CanonicalHeaderKey(k)
 }

@@ -212,7 +212,7 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 		if hopByHop[name] || facts[name] || named[name] || len(vals) == 0 || strings.HasPrefix(name, ":") {
 			continue
 		}
-		key := strings.ToLower(name)
+		key := lowerName(name)
 		sep := ","
 		if key == "cookie" {
 			sep = "; "
@@ -363,4 +363,34 @@ func splitQuoted(s string, sep byte) []string {
 		}
 	}
 	return append(parts, s[start:])
+}
+
+// commonNames are the lower-case forms of the headers browsers and proxies
+// send most, so that carrying them over costs no allocation.
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"accept", "accept-encoding", "accept-language", "cache-control", "cookie", "origin",
+		"referer", "user-agent", "x-request-id", "x-requested-with", "authorization",
+		"sec-fetch-mode", "sec-fetch-site", "sec-fetch-dest", "sec-fetch-user",
+		"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "upgrade-insecure-requests",
+		"access-control-request-method", "access-control-request-headers",
+		"access-control-request-private-network", "content-type", "pragma", "dnt",
+		"cf-access-client-id", "cf-access-client-secret", "cf-access-token",
+		"cf-access-jwt-assertion", "cf-access-authenticated-user-email",
+		"x-real-ip", "x-forwarded-port", "x-forwarded-server", "x-forwarded-prefix",
+		"traceparent", "tracestate", "x-envoy-expected-rq-timeout-ms", "via", "forwarded",
+		"priority", "if-none-match", "if-modified-since", "range",
+	} {
+		m[http.CanonicalHeaderKey(n)] = n
+	}
+	return m
+}()
+
+// lowerName returns a header name in lower case.
+func lowerName(name string) string {
+	if l, ok := commonNames[name]; ok {
+		return l
+	}
+	return strings.ToLower(name)
 }
