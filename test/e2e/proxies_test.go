@@ -156,6 +156,10 @@ applications:
         action: bypass
         paths: [/public]
         include: [{everyone: true}]
+      - name: office
+        action: bypass
+        paths: [/office]
+        include: [{ip: [203.0.113.0/24]}]
       - name: block-contractors
         action: block
         include: [{email_domain: [contractor.example.com]}]
@@ -487,6 +491,18 @@ func testThroughProxy(t *testing.T, p proxy) {
 			}
 			if got, want := u.Query().Get("redirect_url"), s.appOrigin()+"/api/items"; got != want {
 				t.Errorf("login_url redirect_url = %q, want %q", got, want)
+			}
+		})
+	})
+
+	t.Run("a client's own X-Forwarded-For is never the source address", func(t *testing.T) {
+		// Believed, 203.0.113.5 would match the office bypass.
+		unreached(t, func() {
+			for _, xff := range []string{"203.0.113.5", "203.0.113.5, 203.0.113.6"} {
+				r := s.send(t, http.MethodGet, "/office/report", map[string]string{"X-Forwarded-For": xff, "Accept": "application/json"})
+				if r.StatusCode != http.StatusUnauthorized {
+					t.Errorf("X-Forwarded-For %q: status = %d, want 401; body %q", xff, r.StatusCode, r.body)
+				}
 			}
 		})
 	})
