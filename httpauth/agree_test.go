@@ -2,8 +2,10 @@ package httpauth_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -203,5 +205,89 @@ func TestAdaptersAgree(t *testing.T) {
 				t.Errorf("a deny answered %d", httpAnswer.Status)
 			}
 		})
+	}
+}
+
+// recorder keeps the request it was asked about.
+type recorder struct{ got *authz.Request }
+
+func (r *recorder) Decide(_ context.Context, req *authz.Request) authz.Decision {
+	cp := *req
+	cp.Headers = maps.Clone(req.Headers)
+	r.got = &cp
+	return authz.BadRequest()
+}
+
+// TestAdaptersBuildTheSameRequest sends one browser request the way Envoy
+// describes it over gRPC (a CheckRequest) and over http_service (an
+// /auth/envoy request with the allowed headers and the X-Forwarded-For
+// Envoy appends the peer to), and compares the authz.Request each adapter
+// hands to the decision. Two differences are by design: over gRPC the
+// peer is source.address and also the last X-Forwarded-For entry, over
+// HTTP it is that last entry, taken off the list (trusted_proxies reads
+// both the same way; TestAnswerTable checks it); and X-Forwarded-Proto is
+// a fact over HTTP (the scheme), not a carried header.
+func TestAdaptersBuildTheSameRequest(t *testing.T) {
+	hdr := map[string]string{
+		"accept":                        "application/json",
+		"cookie":                        "a=1; CF_Authorization=tok",
+		"origin":                        "https://www.example.com",
+		"access-control-request-method": "PUT",
+		"sec-fetch-mode":                "cors",
+		"referer":                       "https://www.example.com/page",
+		"cf-access-client-id":           "ci.access",
+		"x-request-id":                  "req-1",
+		"x-forwarded-proto":             "https",
+	}
+	const client, peer = "203.0.113.9", "10.0.0.7"
+
+	grpcHeaders := maps.Clone(hdr)
+	grpcHeaders[":authority"] = "app.example.com:8443"
+	grpcHeaders[":method"] = "PUT"
+	grpcHeaders[":path"] = "/api/items?page=2"
+	grpcHeaders[":scheme"] = "https"
+	grpcHeaders["x-forwarded-for"] = client + "," + peer
+	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: peer, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}},
+		}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "PUT", Host: "app.example.com:8443", Path: "/api/items?page=2", Scheme: "https", Headers: grpcHeaders,
+		}},
+	}}
+	var viaGRPC recorder
+	if _, err := envoy.NewServer(&viaGRPC, nil).Check(context.Background(), cr); err != nil {
+		t.Fatal(err)
+	}
+
+	req := httptest.NewRequest("PUT", "/auth/envoy/api/items?page=2", nil)
+	req.Host = "app.example.com:8443"
+	req.RemoteAddr = "127.0.0.1:5555" // Envoy's own address, never the client's
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("X-Forwarded-For", client+","+peer)
+	var viaHTTP recorder
+	httpauth.NewServer(&viaHTTP, nil).ServeHTTP(httptest.NewRecorder(), req)
+
+	g, h := viaGRPC.got, viaHTTP.got
+	if g == nil || h == nil {
+		t.Fatal("an adapter never asked the decision")
+	}
+	if g.SourceIP != h.SourceIP || g.SourceIP.String() != peer {
+		t.Errorf("source: gRPC %v, HTTP %v, want %s for both", g.SourceIP, h.SourceIP, peer)
+	}
+	if g.Headers["x-forwarded-for"] != client+","+peer || h.Headers["x-forwarded-for"] != client {
+		t.Errorf("x-forwarded-for: gRPC %q, HTTP %q", g.Headers["x-forwarded-for"], h.Headers["x-forwarded-for"])
+	}
+	if _, carried := h.Headers["x-forwarded-proto"]; carried || g.Scheme != h.Scheme {
+		t.Errorf("X-Forwarded-Proto over HTTP: carried %v, scheme %q; want only the scheme %q", carried, h.Scheme, g.Scheme)
+	}
+	delete(g.Headers, "x-forwarded-for")
+	delete(h.Headers, "x-forwarded-for")
+	delete(g.Headers, "x-forwarded-proto")
+	g.SourceIP, h.SourceIP = netip.Addr{}, netip.Addr{}
+	if !reflect.DeepEqual(g, h) {
+		t.Errorf("the adapters built different requests:\n gRPC %+v\n HTTP %+v", g, h)
 	}
 }
