@@ -337,6 +337,8 @@ func startCaddy(t *testing.T, s *proxyStack) *proc {
 	dir := t.TempDir()
 	conf := substitute(t, "../../proxies/caddy/Caddyfile",
 		replace{"http://app.example.com:8080 {", fmt.Sprintf("http://app.example.com:%d {", s.port), 1},
+		// The listener's address: loopback only, as for the other proxies.
+		replace{"\tadmin off\n", "\tadmin off\n\tdefault_bind 127.0.0.1\n", 1},
 		replace{"127.0.0.1:9002 {", fmt.Sprintf("127.0.0.1:%d {", s.authPort), 2},
 		replace{"reverse_proxy 127.0.0.1:8000", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.origin.port()), 1},
 		replace{"header Origin " + shippedWebOrigin, "header Origin " + s.pageOrigin(), 1},
