@@ -144,6 +144,17 @@ func TestHTTPBootstrapSettings(t *testing.T) {
 	if ar.GetAllowedClientHeaders() != nil {
 		t.Error("allowed_client_headers must stay unset: every header of a denial (Location, CORS, Set-Cookie) reaches the client")
 	}
+	var dropped []string
+	for _, r := range m.GetRouteConfig().GetVirtualHosts()[0].GetRoutes() {
+		if r.GetRoute().GetCluster() == "origin" {
+			dropped = r.GetResponseHeadersToRemove()
+		}
+	}
+	for _, want := range []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers"} {
+		if !slices.Contains(dropped, want) {
+			t.Errorf("the origin route keeps the origin's %s: Envoy would append accessgate's to it", want)
+		}
+	}
 	if got := hs.GetServerUri().GetCluster(); got != "accessgate" {
 		t.Errorf("server_uri cluster = %q, want accessgate", got)
 	}

@@ -443,6 +443,17 @@ func testThroughProxy(t *testing.T, p proxy) {
 		corsFor(t, r)
 	})
 
+	t.Run("the origin's own CORS headers are replaced", func(t *testing.T) {
+		// Under /origin-cors/ the origin sends Access-Control-Allow-Origin: *.
+		r := s.send(t, http.MethodGet, "/origin-cors/items", map[string]string{
+			"Origin": s.pageOrigin(), "Accept": "application/json", "Cookie": cookie(alice),
+		})
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d, want 200; body %q", r.StatusCode, r.body)
+		}
+		corsFor(t, r)
+	})
+
 	t.Run("spoofed identity headers never reach the origin", func(t *testing.T) {
 		for _, tt := range []struct {
 			name, target, wantEmail string
