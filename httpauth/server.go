@@ -269,12 +269,14 @@ func (s *Server) writeAndClose(w http.ResponseWriter, hr *http.Request, status i
 		return false
 	}
 	h := w.Header().Clone()
+	// Counted before the hijack: until then net/http's Shutdown waits for
+	// this connection, so the Add always happens before Shutdown's Wait.
+	s.hijacked.Add(1)
+	defer s.hijacked.Done()
 	conn, _, err := hj.Hijack()
 	if err != nil {
 		return false
 	}
-	s.hijacked.Add(1)
-	defer s.hijacked.Done()
 	defer conn.Close()
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 ")
