@@ -260,16 +260,16 @@ func sourceAddr(r *http.Request) (src netip.Addr, prev string) {
 	if i := strings.LastIndexByte(xff, ','); i >= 0 {
 		last, prev = xff[i+1:], strings.TrimSpace(xff[:i])
 	}
-	a, _ := ForwardedAddr(last)
+	a, _ := forwardedAddr(last)
 	return a, prev
 }
 
-// ForwardedAddr parses one X-Forwarded-For entry (contract section 2,
+// forwardedAddr parses one X-Forwarded-For entry (contract section 2,
 // revision 3): an address only as IP, IPv4:PORT (a decimal port 0-65535),
 // [IPv6] or [IPv6]:PORT, surrounding spaces ignored. Anything else
 // ("unknown", "192.0.2.7:http", "0x7f.1", a zone) is not an address. An
 // IPv4-mapped IPv6 address is returned as IPv4.
-func ForwardedAddr(s string) (netip.Addr, bool) {
+func forwardedAddr(s string) (netip.Addr, bool) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')

@@ -308,13 +308,13 @@ func TestForwardedAddr(t *testing.T) {
 		{"_hidden", ""},
 	}
 	for _, tt := range tests {
-		a, ok := ForwardedAddr(tt.give)
+		a, ok := forwardedAddr(tt.give)
 		got := ""
 		if ok {
 			got = a.String()
 		}
 		if got != tt.want || ok != (tt.want != "") {
-			t.Errorf("ForwardedAddr(%q) = %q, %v, want %q", tt.give, got, ok, tt.want)
+			t.Errorf("forwardedAddr(%q) = %q, %v, want %q", tt.give, got, ok, tt.want)
 		}
 	}
 }
