@@ -240,7 +240,7 @@ func TestAnswerTable(t *testing.T) {
 		}
 	})
 
-	t.Run("missing and repeated facts: 400, the bare 401 at nginx", func(t *testing.T) {
+	t.Run("missing, repeated and oversized facts: 400, the bare 401 at nginx", func(t *testing.T) {
 		for _, tt := range []struct {
 			target string
 			hdr    []string
@@ -252,6 +252,9 @@ func TestAnswerTable(t *testing.T) {
 			{"/auth/forward", cat(forwardFacts("GET", "/"), []string{"X-Forwarded-Host", "app.example.com"}), 400},
 			{"/auth/nginx", cat(nginxFacts("GET", "/public"), []string{"X-Original-URI", "/public"}), 401},
 			{"/auth/nginx/render", cat(nginxFacts("GET", "/public"), []string{"X-Original-URI", "/public"}), 400},
+			// A fact over the limit: the rebuilt request counts it.
+			{"/auth/forward", forwardFacts("GET", "/public/"+strings.Repeat("a", 64<<10)), 400},
+			{"/auth/nginx", nginxFacts("GET", "/public/"+strings.Repeat("a", 64<<10)), 401},
 		} {
 			a := s.ask(t, "GET", tt.target, tt.hdr...)
 			if a.status != tt.want {
