@@ -23,51 +23,67 @@ const envAuthAddr = "ACCESSGATE_AUTH_ADDR"
 // Caddy). A nil *authListener is the listener turned off; its methods do
 // nothing.
 type authListener struct {
-	srv  *httpauth.Server
-	hs   *http.Server
 	l    net.Listener
-	tls  bool
-	log  *zap.Logger
-	done chan struct{} // closed when Serve has returned
+	stop func(ctx context.Context)
+	done chan struct{} // closed when serve has returned
 }
 
-// startAuth listens on addr and serves the endpoints, deciding with d,
-// counting in m and logging decision lines at lvl. An empty addr turns the
-// listener off (nil, nil). When files name a certificate (--tls-cert,
-// --tls-key, and --client-ca for mutual TLS) the listener serves TLS with
-// them, as the gRPC listener does. A failure to serve later is sent on
+// authServer builds the HTTP authorization endpoints' server, deciding
+// with d, counting in m and logging decision lines at lvl. When files name
+// a certificate (--tls-cert, --tls-key, and --client-ca for mutual TLS) it
+// serves TLS with them, as the gRPC listener does. serve serves a listener
+// until stop and then returns nil; stop stops accepting, lets requests in
+// flight finish and, when ctx ends first, closes what remains.
+func authServer(files tlsFiles, d httpauth.Decider, log *zap.Logger, m *metrics, lvl zapcore.Level) (serve func(net.Listener) error, stop func(ctx context.Context), err error) {
+	var cfg *tls.Config
+	if files.enabled() {
+		if cfg, err = serverTLS("auth", files, log.Named("tls")); err != nil {
+			return nil, nil, err
+		}
+		withALPN(cfg)
+	}
+	srv := httpauth.NewServer(d, log, httpauth.WithObserver(m.observeHTTP), httpauth.WithDecisionLevel(lvl))
+	hs := srv.HTTPServer(cfg, log.Named("auth-http"))
+	serve = func(l net.Listener) error {
+		var err error
+		if cfg != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			err = hs.ServeTLS(l, "", "")
+		} else {
+			err = hs.Serve(l)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	stop = func(ctx context.Context) {
+		if err := srv.Shutdown(ctx, hs); err != nil {
+			log.Warn("shutdown deadline passed, closing remaining auth requests")
+		}
+	}
+	return serve, stop, nil
+}
+
+// startAuth listens on addr and serves authServer on it. An empty addr
+// turns the listener off (nil, nil). A failure to serve later is sent on
 // errs without blocking.
 func startAuth(addr string, files tlsFiles, d httpauth.Decider, log *zap.Logger, m *metrics, lvl zapcore.Level, errs chan<- error) (*authListener, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	var cfg *tls.Config
-	if files.enabled() {
-		var err error
-		if cfg, err = serverTLS("auth", files, log.Named("tls")); err != nil {
-			return nil, err
-		}
-		withALPN(cfg)
+	serve, stop, err := authServer(files, d, log, m, lvl)
+	if err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen auth: %w", err)
 	}
-	a := &authListener{
-		srv:  httpauth.NewServer(d, log, httpauth.WithObserver(m.observeHTTP), httpauth.WithDecisionLevel(lvl)),
-		l:    l,
-		tls:  cfg != nil,
-		log:  log,
-		done: make(chan struct{}),
-	}
-	a.hs = a.srv.HTTPServer(cfg, log.Named("auth-http"))
+	a := &authListener{l: l, stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
-		serve := a.hs.Serve
-		if a.tls {
-			serve = func(l net.Listener) error { return a.hs.ServeTLS(l, "", "") }
-		}
-		if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(l); err != nil {
 			select {
 			case errs <- fmt.Errorf("auth: %w", err):
 			default:
@@ -118,9 +134,7 @@ func (a *authListener) drain(timeout time.Duration) <-chan struct{} {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := a.srv.Shutdown(ctx, a.hs); err != nil {
-			a.log.Warn("shutdown deadline passed, closing remaining auth requests", zap.Duration("timeout", timeout))
-		}
+		a.stop(ctx)
 		<-a.done
 	}()
 	return done
