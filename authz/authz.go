@@ -99,6 +99,12 @@ const (
 	ReasonNoPolicyMatch           Reason = "no_policy_match"
 	ReasonNoApplication           Reason = "no_application"
 	ReasonBadRequest              Reason = "bad_request"
+	// ReasonPreflightMisrouted: a CORS preflight reached an HTTP endpoint
+	// whose 2xx means "forward" (contract section 7).
+	ReasonPreflightMisrouted Reason = "preflight_misrouted"
+	// ReasonSigninMisrouted: a /cdn-cgi/access/* request reached an HTTP
+	// endpoint instead of the sign-in listener (contract section 7).
+	ReasonSigninMisrouted Reason = "signin_misrouted"
 )
 
 // Reasons lists every reason code of a Decision: the 403 bodies are built
@@ -111,4 +117,5 @@ var Reasons = []Reason{
 	ReasonTokenAudience, ReasonTokenIssuer, ReasonTokenUnknownKey,
 	ReasonServiceTokenInvalid, ReasonServiceTokenExpired, ReasonBlocked,
 	ReasonNoPolicyMatch, ReasonNoApplication, ReasonBadRequest,
+	ReasonPreflightMisrouted, ReasonSigninMisrouted,
 }

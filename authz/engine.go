@@ -81,7 +81,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	if !ok {
 		return BadRequest()
 	}
-	path, ok := normalizePath(r.Path)
+	path, ok := NormalizePath(r.Path)
 	if !ok {
 		return BadRequest()
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/accessgate/accessgate/policies"
 )
 
-// normalizePath returns the path of a raw request target (path and query)
+// NormalizePath returns the path of a raw request target (path and query)
 // as the gate matches it (contract section 3): the query is dropped,
 // percent-encoded unreserved characters are decoded, each segment is cut at
 // its first ';' (path parameters: Tomcat, Jetty and Spring serve
@@ -24,7 +24,7 @@ import (
 //
 // The common case, a clean path, returns a substring of raw without
 // allocating.
-func normalizePath(raw string) (path string, ok bool) {
+func NormalizePath(raw string) (path string, ok bool) {
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}

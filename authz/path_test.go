@@ -90,15 +90,15 @@ func TestNormalizePath(t *testing.T) {
 		{"/a;%c0%ae", "", false},               // in a cut part too
 	}
 	for _, tt := range tests {
-		got, ok := normalizePath(tt.give)
+		got, ok := NormalizePath(tt.give)
 		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("normalizePath(%q) = %q, %v, want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
+			t.Errorf("NormalizePath(%q) = %q, %v, want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
 		}
 	}
 }
 
 func TestNormalizePathCleanDoesNotAllocate(t *testing.T) {
-	allocs := testing.AllocsPerRun(100, func() { _, _ = normalizePath("/api/v1/users/42?x=1") })
+	allocs := testing.AllocsPerRun(100, func() { _, _ = NormalizePath("/api/v1/users/42?x=1") })
 	if allocs != 0 {
 		t.Errorf("normalizePath on a clean path allocates %v times, want 0", allocs)
 	}
@@ -155,19 +155,19 @@ func FuzzNormalizePath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, ok := normalizePath(raw)
+		got, ok := NormalizePath(raw)
 		if !ok {
 			return
 		}
 		if !strings.HasPrefix(got, "/") || strings.ContainsAny(got, "?;\\") || strings.Contains(got, "//") || hasDotSegment(got) {
-			t.Fatalf("normalizePath(%q) = %q: not normalized", raw, got)
+			t.Fatalf("NormalizePath(%q) = %q: not normalized", raw, got)
 		}
 		if !validEncoding(got) {
-			t.Fatalf("normalizePath(%q) = %q: its decoding is refused", raw, got)
+			t.Fatalf("NormalizePath(%q) = %q: its decoding is refused", raw, got)
 		}
-		again, ok := normalizePath(got)
+		again, ok := NormalizePath(got)
 		if !ok || again != got {
-			t.Fatalf("normalizePath(%q) = %q, but normalizePath(%q) = %q, %v", raw, got, got, again, ok)
+			t.Fatalf("NormalizePath(%q) = %q, but NormalizePath(%q) = %q, %v", raw, got, got, again, ok)
 		}
 	})
 }
@@ -183,7 +183,7 @@ func BenchmarkNormalizePath(b *testing.B) {
 		b.Run(p.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				normalizePath(p.path)
+				NormalizePath(p.path)
 			}
 		})
 	}

@@ -30,6 +30,7 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
+                      [--auth-addr ADDR]
                       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
@@ -44,6 +45,9 @@ serve without --config runs the built-in demo (not for production).
 --tls-cert and --tls-key serve the gRPC listener over TLS; --client-ca
 also requires client certificates signed by that CA (mutual TLS).
 Certificate and CA files are re-read when they change.
+--auth-addr serves the HTTP authorization endpoints (/auth/envoy/,
+/auth/forward, /auth/nginx, /auth/nginx/render, /auth/answer/) for
+proxies without ext_authz gRPC; the TLS flags apply to it too.
 On SIGTERM or SIGINT, serve reports not ready (gRPC health NOT_SERVING,
 /readyz 503) and keeps answering for --drain-delay, then stops accepting
 and finishes in-flight checks within --shutdown-timeout.

@@ -42,6 +42,7 @@ func (g *gate) listeners(o *serveConfig) ([]*listener, error) {
 	for _, build := range []func(*serveConfig) (*listener, error){
 		g.grpcListener,
 		g.httpListener,
+		g.authListener,
 	} {
 		l, err := build(o)
 		if err != nil {

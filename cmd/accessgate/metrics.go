@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/httpauth"
 	"github.com/accessgate/accessgate/policies"
 )
 
@@ -24,7 +25,7 @@ const (
 type metrics struct {
 	reg        *prometheus.Registry
 	decisions  *prometheus.CounterVec
-	latency    prometheus.Histogram
+	latency    *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
 	jwks       *prometheus.CounterVec
 	lastReload prometheus.Gauge
@@ -43,28 +44,36 @@ type metrics struct {
 	// make filling it quadratic.
 	counters map[decisionKey]prometheus.Counter
 	mu       sync.RWMutex
+	// latencies holds latency's observer of each endpoint, made once.
+	latencies map[string]prometheus.Observer
 }
 
 type decisionKey struct {
-	reason authz.Reason
-	app    string
+	reason   authz.Reason
+	app      string
+	endpoint string
 }
+
+// endpointGRPC is the `endpoint` label of gRPC ext_authz decisions; the
+// HTTP endpoints of contract section 7 are labelled with their paths
+// ("auth/forward", ...).
+const endpointGRPC = "grpc"
 
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_decisions_total",
-			Help: "Decisions made, by reason code and application (\"\" when no application matched).",
-		}, []string{"reason", "application"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: "Decisions made, by reason code, application (\"\" when no application matched) and endpoint (grpc, auth/envoy, auth/forward, auth/nginx, auth/nginx/render, auth/answer).",
+		}, []string{"reason", "application", "endpoint"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "accessgate_check_duration_seconds",
-			Help: "Time to decide one ext_authz check, from CheckRequest to CheckResponse.",
+			Help: "Time to decide one check, from the request in to the answer out, by endpoint.",
 			Buckets: []float64{
 				0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 				0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 			},
-		}),
+		}, []string{"endpoint"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_config_reloads_total",
 			Help: "Policy file loads (at start and on change), by result (success, failure).",
@@ -98,13 +107,30 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, m.jwksStale, m.jwksLastOK, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = map[decisionKey]prometheus.Counter{}
+	m.latencies = map[string]prometheus.Observer{endpointGRPC: m.latency.WithLabelValues(endpointGRPC)}
+	for _, ep := range httpauth.Endpoints {
+		m.latencies[ep.String()] = m.latency.WithLabelValues(ep.String())
+	}
 	return m
 }
 
-// observe counts one decision; it is the envoy server's Observer.
+// observe counts one gRPC decision; it is the envoy server's Observer.
 func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
-	m.latency.Observe(took.Seconds())
-	k := decisionKey{d.Reason, d.Application}
+	m.record(endpointGRPC, d, took)
+}
+
+// observeHTTP counts one decision of an HTTP endpoint; it is the httpauth
+// server's Observer.
+func (m *metrics) observeHTTP(ep httpauth.Endpoint, _ *authz.Request, d *authz.Decision, took time.Duration) {
+	m.record(ep.String(), d, took)
+}
+
+// record counts one decision made at endpoint.
+func (m *metrics) record(endpoint string, d *authz.Decision, took time.Duration) {
+	if o, ok := m.latencies[endpoint]; ok {
+		o.Observe(took.Seconds())
+	}
+	k := decisionKey{d.Reason, d.Application, endpoint}
 	m.mu.RLock()
 	c, ok := m.counters[k]
 	m.mu.RUnlock()
@@ -121,7 +147,7 @@ func (m *metrics) counter(k decisionKey) prometheus.Counter {
 	if c, ok := m.counters[k]; ok {
 		return c
 	}
-	c := m.decisions.WithLabelValues(string(k.reason), k.app)
+	c := m.decisions.WithLabelValues(string(k.reason), k.app, k.endpoint)
 	m.counters[k] = c
 	return c
 }

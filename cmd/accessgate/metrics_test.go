@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/httpauth"
 	"github.com/accessgate/accessgate/policies"
 )
 
@@ -35,14 +36,16 @@ func TestMetricsObserveConcurrent(t *testing.T) {
 	total := 0.0
 	for _, a := range apps {
 		for _, r := range reasons {
-			total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a))
+			total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a, endpointGRPC))
 		}
 	}
 	if total != 8*perG {
 		t.Errorf("decisions counted = %v, want %d", total, 8*perG)
 	}
-	if got := testutil.CollectAndCount(m.latency); got != 1 {
-		t.Errorf("latency histogram series = %d, want 1", got)
+	// One series per endpoint, made at start so that each shows from the
+	// first scrape.
+	if got := testutil.CollectAndCount(m.latency); got != 1+len(httpauth.Endpoints) {
+		t.Errorf("latency histogram series = %d, want %d", got, 1+len(httpauth.Endpoints))
 	}
 }
 
@@ -137,7 +140,25 @@ func TestMetricsApplicationsPruned(t *testing.T) {
 	}
 	d := authz.Decision{Reason: authz.ReasonAllowed, Application: "a"}
 	m.observe(nil, &d, time.Microsecond)
-	if v := testutil.ToFloat64(m.decisions.WithLabelValues(string(authz.ReasonAllowed), "a")); v != 2 {
+	if v := testutil.ToFloat64(m.decisions.WithLabelValues(string(authz.ReasonAllowed), "a", "grpc")); v != 2 {
 		t.Errorf("decisions of a = %v, want 2 (kept across the reload)", v)
+	}
+}
+
+// TestMetricsEndpointLabel counts decisions of the gRPC and HTTP endpoints
+// apart.
+func TestMetricsEndpointLabel(t *testing.T) {
+	m := newMetrics()
+	d := authz.Decision{Reason: authz.ReasonAllowed, Application: "a"}
+	m.observe(nil, &d, time.Microsecond)
+	m.observeHTTP(httpauth.Forward, nil, &d, time.Microsecond)
+	m.observeHTTP(httpauth.Forward, nil, &d, time.Microsecond)
+	for _, tt := range []struct {
+		endpoint string
+		want     float64
+	}{{"grpc", 1}, {"auth/forward", 2}, {"auth/nginx", 0}} {
+		if got := testutil.ToFloat64(m.decisions.WithLabelValues("allowed", "a", tt.endpoint)); got != tt.want {
+			t.Errorf("decisions{endpoint=%q} = %v, want %v", tt.endpoint, got, tt.want)
+		}
 	}
 }

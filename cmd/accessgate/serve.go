@@ -22,6 +22,7 @@ import (
 type serveConfig struct {
 	config             string
 	grpcAddr, httpAddr string
+	authAddr           string
 	logLevel           string
 	logFormat          string
 	decisionLevel      string
@@ -37,6 +38,7 @@ func (c *cli) serveFlagSet(o *serveConfig) *flag.FlagSet {
 	fs.StringVar(&o.config, "config", "", "policy file; none runs the built-in demo")
 	fs.StringVar(&o.grpcAddr, "grpc-addr", defaultGRPCAddr, "ext_authz gRPC listen address (with gRPC health)")
 	fs.StringVar(&o.httpAddr, "http-addr", defaultHTTPAddr, "/healthz, /readyz and /metrics listen address")
+	fs.StringVar(&o.authAddr, "auth-addr", "", "HTTP authorization endpoints (nginx, Traefik, Caddy, Envoy http_service) listen address; empty: off; TLS as --tls-cert/--tls-key/--client-ca")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error; debug logs one line per decision")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&o.decisionLevel, "decision-log-level", "debug", "level of the one line logged per decision: debug or info")
