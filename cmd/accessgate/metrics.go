@@ -200,7 +200,7 @@ func (m *metrics) applications(set *policies.Set) {
 	for k := range m.counters {
 		if k.app != "" && !live[k.app] {
 			delete(m.counters, k)
-			m.decisions.DeleteLabelValues(string(k.reason), k.app)
+			m.decisions.DeleteLabelValues(string(k.reason), k.app, k.endpoint)
 		}
 	}
 }
