@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/policies"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
@@ -203,7 +204,7 @@ func TestAttackLoginRedirect(t *testing.T) {
 	}{
 		{"plain", app, "/api", nil, app, orig},
 		{"path double slash", app, "//evil.com", nil, app, "https://app.example.com//evil.com"},
-		{"path backslash", app, `/\evil.com`, nil, app, `https://app.example.com/\evil.com`},
+		{"path backslash", app, `/\evil.com`, nil, "", ""}, // 400: a raw backslash
 		{"path at", app, "/@evil.com", nil, app, "https://app.example.com/@evil.com"},
 		{"path encoded at", app, "/%40evil.com", nil, app, "https://app.example.com/%40evil.com"},
 		{"path scheme-relative triple", app, "///evil.com/%2e", nil, "", ""}, // 400
@@ -299,9 +300,22 @@ func TestAttackHostTricks(t *testing.T) {
 		{"IPv6 empty", "[]", "/", 400, ReasonBadRequest, ""},
 		{"IPv6 bare", "::1", "/", 400, ReasonBadRequest, ""},
 		{"trailing dot", "app.example.com.", "/healthz", 200, ReasonBypass, "dashboard"},
-		{"two trailing dots", "app.example.com..", "/healthz", 403, ReasonNoApplication, ""},
+		// One trailing dot is removed; what is left must have no empty
+		// label, else 400, so that no spelling of a host finds "no
+		// application" (forwarded under default_action: allow).
+		{"two trailing dots", "app.example.com..", "/healthz", 400, ReasonBadRequest, ""},
+		{"two trailing dots and port", "app.example.com..:443", "/healthz", 400, ReasonBadRequest, ""},
+		{"empty inner label", "app..example.com", "/healthz", 400, ReasonBadRequest, ""},
 		{"only a dot", ".", "/", 400, ReasonBadRequest, ""},
-		{"leading dot", ".app.example.com", "/healthz", 403, ReasonNoApplication, ""},
+		{"leading dot", ".app.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"kelvin sign", "\u212Aate.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"kelvin sign in a known host", "app.e\u212Aample.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"fullwidth letter", "\uff41pp.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"unencoded IDN", "b\u00fccher.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"latin-1 byte", "app.ex\xe1mple.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"punycode IDN", "xn--bcher-kva.example.com", "/healthz", 403, ReasonNoApplication, ""},
+		{"underscore", "my_host.app.example.com", "/healthz", 200, ReasonBypass, "dashboard"},
+		{"userinfo no password", "user@app.example.com", "/healthz", 400, ReasonBadRequest, ""},
 		{"mixed case", "ApP.ExAmPlE.CoM", "/healthz", 200, ReasonBypass, "dashboard"},
 		{"mixed case wildcard", "X.APP.example.COM", "/healthz", 200, ReasonBypass, "dashboard"},
 		{"port", "app.example.com:443", "/healthz", 200, ReasonBypass, "dashboard"},
@@ -345,9 +359,8 @@ var identityHeaders = []string{hdrUserEmail, hdrJWTAssertion, hdrClientID, hdrCl
 func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 	f := newEngineFixture(t)
 	alice := f.token(claims{email: "alice@example.com"})
-	noEmail := f.token(claims{aud: []string{"aud-private"}})
+	noEmail := f.token(claims{aud: []string{"aud-private"}, extra: map[string]any{"machine": true}})
 	api := f.token(claims{email: "carol@example.com", aud: []string{"aud-api"}})
-	withCert := func(r *Request) *Request { r.ClientCertVerified = true; return r }
 	withDefaultAllow := *f.engine.Set()
 	withDefaultAllow.DefaultAllow = true
 	open := New(fileKeySource{})
@@ -387,7 +400,7 @@ func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 			[]Header{{Key: hdrUserEmail, Value: "alice@example.com"}, {Key: hdrJWTAssertion, Value: alice}}},
 		{"allowed by assertion with a bad service token", f.engine, spoof(req("GET", "app.example.com", "/", hdrJWTAssertion, alice, hdrClientID, "ci.access", hdrClientSecret, "wrong")), ReasonAllowed,
 			[]Header{{Key: hdrUserEmail, Value: "alice@example.com"}, {Key: hdrJWTAssertion, Value: alice}}},
-		{"allowed without email", f.engine, spoof(withCert(req("GET", "private.example.com", "/", "cookie", "CF_Authorization="+noEmail))), ReasonAllowed,
+		{"allowed without email", f.engine, spoof(req("GET", "private.example.com", "/", "cookie", "CF_Authorization="+noEmail)), ReasonAllowed,
 			[]Header{{Key: hdrJWTAssertion, Value: noEmail}}},
 		{"allowed identity_headers false", f.engine, spoof(req("GET", "api.example.com", "/v2/x", "cookie", "CF_Authorization="+api)), ReasonAllowed, nil},
 		{"forwarded preflight", f.engine, spoof(req("OPTIONS", "opts.example.com", "/", "origin", "https://www.example.com", "access-control-request-method", "GET")), ReasonPreflight, nil},
@@ -411,11 +424,11 @@ func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 			// is either set by the gate or removed; never both, since
 			// Envoy applies removals after sets.
 			for name := range tt.give.Headers {
-				if !slices.Contains(identityHeaders, lower(name)) {
+				if !slices.Contains(identityHeaders, policies.LowerASCII(name)) {
 					continue
 				}
-				_, set := header(d.Headers, lower(name))
-				removed := slices.Contains(d.HeadersToRemove, lower(name))
+				_, set := header(d.Headers, policies.LowerASCII(name))
+				removed := slices.Contains(d.HeadersToRemove, policies.LowerASCII(name))
 				if set == removed {
 					t.Errorf("%s: set=%v removed=%v, want exactly one", name, set, removed)
 				}
@@ -604,7 +617,7 @@ func TestAttackCORSUnallowedOrigin(t *testing.T) {
 	f := newEngineFixture(t)
 	alice := "CF_Authorization=" + f.token(claims{email: "alice@example.com"})
 	contractor := "CF_Authorization=" + f.token(claims{email: "bob@contractor.example.com"})
-	privateTok := "CF_Authorization=" + f.token(claims{aud: []string{"aud-private"}})
+	privateTok := "CF_Authorization=" + f.token(claims{aud: []string{"aud-private"}, extra: map[string]any{"machine": true}})
 	badOrigins := []string{
 		"https://evil.com",
 		"https://evil-example.com",
@@ -655,14 +668,23 @@ func TestAttackCORSUnallowedOrigin(t *testing.T) {
 		for _, origin := range origins {
 			t.Run(k.name+"/"+origin, func(t *testing.T) {
 				give := req(k.method, k.host, k.path, append([]string{"origin", origin}, k.headers...)...)
-				if k.name == "allow_all forward" {
-					give.ClientCertVerified = true
-				}
 				d := f.engine.Decide(context.Background(), give)
+				// Every non-preflight answer of a CORS application
+				// carries Vary: Origin and nothing else of CORS; a
+				// preflight answer, a forwarded preflight and an answer
+				// without an application carry none.
+				wantVary := !strings.Contains(k.name, "preflight") && k.name != "no application"
+				vary := 0
 				for _, h := range d.ResponseHeaders {
-					if strings.HasPrefix(h.Key, "access-control-") || h.Key == hdrVary {
+					if strings.HasPrefix(h.Key, "access-control-") || h.Key == hdrVary && (!wantVary || h.Value != "Origin") {
 						t.Errorf("Decide(%s, Origin %q) = %d %q: carries %s: %q", k.name, origin, d.Status, d.Reason, h.Key, h.Value)
 					}
+					if h.Key == hdrVary {
+						vary++
+					}
+				}
+				if wantVary && vary != 1 {
+					t.Errorf("Decide(%s, Origin %q) = %d %q: %d Vary headers, want exactly Vary: Origin", k.name, origin, d.Status, d.Reason, vary)
 				}
 				if strings.Contains(d.Body, "example.com") && d.Status != 401 {
 					t.Errorf("body %q names an origin", d.Body)

@@ -22,6 +22,7 @@ type Engine struct {
 	verifier  *Verifier
 	now       func() time.Time
 	tokenOpts []VerifierOption
+	certs     *certCache // verified client certificates
 }
 
 // Option configures an Engine.
@@ -44,6 +45,7 @@ func New(ks KeySource, opts ...Option) *Engine {
 		o(e)
 	}
 	e.verifier = NewVerifier(ks, e.now, e.tokenOpts...)
+	e.certs = newCertCache(certCacheSize)
 	return e
 }
 
@@ -53,6 +55,7 @@ func New(ks KeySource, opts ...Option) *Engine {
 func (e *Engine) Swap(set *policies.Set) {
 	if old := e.set.Swap(set); old != nil && old != set {
 		e.verifier.Purge()
+		e.certs.purge()
 	}
 }
 
@@ -66,7 +69,9 @@ func (e *Engine) KeysChanged() { e.verifier.Purge() }
 
 // Decide answers one request, following contract section 3 step by step. A
 // bad request or token is a Decision, never an error; Decide does not panic
-// on any input.
+// on any input. A policy that cannot be evaluated (a selector kind with no
+// case in match) refuses the request with 403 no_policy_match: it fails
+// closed, whatever the policy's action.
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	set := e.set.Load()
 	if set == nil || r == nil || headerBytes(r.Headers) > maxHeaderBytes {
@@ -92,41 +97,19 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 
 	// 2. A CORS preflight on an application with cors.
 	if app.CORS != nil && isPreflight(r) {
-		if app.CORS.BypassOptionsToOrigin {
-			return forward(r, app, ReasonPreflight, "", nil, nil)
-		}
-		reason, headers := preflight(r, app.CORS)
-		if reason != ReasonPreflight {
-			// No app: a refusal carries no CORS headers at all.
-			d := forbidden(r, nil, reason, "")
-			d.Application = app.Name
-			return d
-		}
-		return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
+		return answerPreflight(r, app)
 	}
 
-	s := subject{req: r, trusted: set.TrustedProxies}
+	s := subject{req: r, trusted: set.TrustedProxies, certs: e.certs, cas: set.ClientCAs, now: e.now}
 	svcPresented, svcReason := e.serviceToken(set, r, &s)
 
 	// 3. bypass and service_auth policies, in file order.
-	for _, p := range app.PreAuth {
-		if !p.CoversPath(path) {
-			continue
-		}
-		switch p.Action {
-		case policies.ActionBypass:
-			if s.matches(p) {
-				return forward(r, app, ReasonBypass, p.Name, nil, nil)
-			}
-		case policies.ActionServiceAuth:
-			if s.svc != nil && s.matches(p) {
-				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc)
-			}
-		}
+	if d, decided := s.firstMatch(app, app.PreAuth, path); decided {
+		return d
 	}
 
 	// 4. The Access token.
-	token := TokenFrom(r.Headers)
+	token := tokenFrom(r.Headers)
 	if token == "" {
 		reason := ReasonTokenMissing
 		if svcReason != "" {
@@ -141,16 +124,65 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	s.id = id
 
 	// 5. block and allow policies, in file order: the first match decides.
-	for _, p := range app.PostAuth {
-		if !p.CoversPath(path) || !s.matches(p) {
-			continue
-		}
-		if p.Action == policies.ActionBlock {
-			return forbidden(r, app, ReasonBlocked, p.Name)
-		}
-		return forward(r, app, ReasonAllowed, p.Name, id, nil)
+	if d, decided := s.firstMatch(app, app.PostAuth, path); decided {
+		return d
 	}
 	return forbidden(r, app, ReasonNoPolicyMatch, "")
+}
+
+// answerPreflight answers a CORS preflight of an application with cors
+// (section 3, step 2): forwarded unchecked with bypass_options_to_origin,
+// else 204 with the CORS answer or 403 without any CORS header.
+func answerPreflight(r *Request, app *policies.Application) Decision {
+	if app.CORS.BypassOptionsToOrigin {
+		return forward(r, app, ReasonPreflight, "", nil, nil)
+	}
+	reason, headers := preflight(r, app.CORS)
+	if reason != ReasonPreflight {
+		// No app: a refusal carries no CORS headers at all.
+		d := forbidden(r, nil, reason, "")
+		d.Application = app.Name
+		return d
+	}
+	return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
+}
+
+// firstMatch checks the policies of one step, in file order, for s: those
+// whose paths cover path (compared as the application says). The first that
+// matches decides: bypass and allow forward, a service_auth forwards when a
+// valid service token was presented, block answers 403. decided is false
+// when none did. A checked policy with an ip selector and no determinable
+// client address is 400; one that cannot be evaluated is 403.
+func (s *subject) firstMatch(app *policies.Application, ps []*policies.Policy, path string) (d Decision, decided bool) {
+	r := s.req
+	for _, p := range ps {
+		if !p.CoversPath(path, app.CaseSensitivePaths) {
+			continue
+		}
+		if s.addressUnknownFor(p) {
+			return BadRequest(), true
+		}
+		matched, ok := s.matches(p)
+		if !ok {
+			return forbidden(r, app, ReasonNoPolicyMatch, p.Name), true
+		}
+		if !matched {
+			continue
+		}
+		switch p.Action {
+		case policies.ActionBypass:
+			return forward(r, app, ReasonBypass, p.Name, nil, nil), true
+		case policies.ActionServiceAuth:
+			if s.svc != nil {
+				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc), true
+			}
+		case policies.ActionBlock:
+			return forbidden(r, app, ReasonBlocked, p.Name), true
+		case policies.ActionAllow:
+			return forward(r, app, ReasonAllowed, p.Name, s.id, nil), true
+		}
+	}
+	return Decision{}, false
 }
 
 // serviceToken checks the Cf-Access-Client-Id/-Secret pair. It reports

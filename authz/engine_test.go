@@ -42,10 +42,17 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T) *engineFixture {
 	t.Helper()
+	return newEngineFixtureFrom(t, "testdata/engine.yaml")
+}
+
+// newEngineFixtureFrom is newEngineFixture on another policy file of
+// testdata/ (its issuer reads jwks.json).
+func newEngineFixtureFrom(t *testing.T, policyFile string) *engineFixture {
+	t.Helper()
 	priv := testkit.ES256(t, "k1")
 	jwks := testkit.JWKS(t, priv)
 	dir := t.TempDir()
-	policy, err := os.ReadFile("testdata/engine.yaml")
+	policy, err := os.ReadFile(policyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +274,6 @@ func TestDecideSelectors(t *testing.T) {
 	office := netip.MustParseAddr("192.0.2.10")
 	proxy := netip.MustParseAddr("10.1.2.3")
 	withIP := func(r *Request, ip netip.Addr) *Request { r.SourceIP = ip; return r }
-	withCert := func(r *Request) *Request { r.ClientCertVerified = true; return r }
 
 	tests := []struct {
 		name       string
@@ -288,7 +294,7 @@ func TestDecideSelectors(t *testing.T) {
 		{"xff spoofed left entry ignored", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10, 198.51.100.1"), proxy), ReasonNoPolicyMatch, ""},
 		{"xff from untrusted peer ignored", req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10"), ReasonNoPolicyMatch, ""},
 		{"xff all trusted uses leftmost", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "10.9.9.9, 10.0.0.1"), proxy), ReasonNoPolicyMatch, ""},
-		{"valid certificate", withCert(req("GET", "private.example.com", "/", "cookie", tok(claims{}))), ReasonAllowed, "machines"},
+		{"boolean claim", req("GET", "private.example.com", "/", "cookie", tok(claims{extra: map[string]any{"machine": true}})), ReasonAllowed, "machines"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,8 +309,7 @@ func TestDecideSelectors(t *testing.T) {
 func TestDecideForwardHeaders(t *testing.T) {
 	f := newEngineFixture(t)
 	alice := f.token(claims{email: "alice@example.com"})
-	noEmail := f.token(claims{aud: []string{"aud-private"}})
-	withCert := func(r *Request) *Request { r.ClientCertVerified = true; return r }
+	noEmail := f.token(claims{aud: []string{"aud-private"}, extra: map[string]any{"machine": true}})
 	api := f.token(claims{email: "carol@example.com", aud: []string{"aud-api"}})
 	all := []string{hdrUserEmail, hdrJWTAssertion, hdrClientID, hdrClientSecret, hdrAccessToken}
 
@@ -315,7 +320,7 @@ func TestDecideForwardHeaders(t *testing.T) {
 	}{
 		{"token identity", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+alice, hdrUserEmail, "spoof@example.com"),
 			[]Header{{Key: hdrUserEmail, Value: "alice@example.com"}, {Key: hdrJWTAssertion, Value: alice}}},
-		{"token without email", withCert(req("GET", "private.example.com", "/", "cf-access-token", noEmail)),
+		{"token without email", req("GET", "private.example.com", "/", "cf-access-token", noEmail),
 			[]Header{{Key: hdrJWTAssertion, Value: noEmail}}},
 		{"identity_headers false", req("GET", "api.example.com", "/v2/", "cookie", "CF_Authorization="+api), nil},
 		{"service token", req("GET", "app.example.com", "/", "cf-access-client-id", "ci.access", "cf-access-client-secret", "s3cret"),

@@ -1,11 +1,12 @@
 package jwks_test
 
-// JWKS faults (issue 6), injected into a real HTTP endpoint and judged
+// JWKS faults, injected into a real HTTP endpoint and judged
 // through the real token verifier (authz.Verifier over jwks.Manager): an
 // outage at start, an outage, a slow or hanging endpoint and garbage
-// later, and a key rotation with overlap. keys_test.go covers the manager
+// later, and a key rotation with overlap. jwks_test.go covers the manager
 // on its own (forced refreshes, the rate limit, the document formats);
-// this file is in the external test package because authz imports keys.
+// this file is in the external test package because it drives the
+// manager through authz, as a running gate does.
 
 import (
 	"context"
@@ -337,7 +338,7 @@ func TestFaultJWKSFailsLater(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gen := g.m.Generation()
+			gen := jwks.Generation(g.m)
 
 			doc := tt.doc
 			if tt.mode == serveStall {
@@ -369,7 +370,7 @@ func TestFaultJWKSFailsLater(t *testing.T) {
 			if after, err := g.m.Key(context.Background(), g.app.Issuer, "a"); err != nil || after != before {
 				t.Errorf("Key(a) during %s = %v, %v: want the last good key", tt.name, after, err)
 			}
-			if g.m.Generation() != gen {
+			if jwks.Generation(g.m) != gen {
 				t.Errorf("Generation moved during %s", tt.name)
 			}
 			for range 3 {
@@ -452,18 +453,18 @@ func TestFaultJWKSRotationWithOverlap(t *testing.T) {
 		if got := g.verify(t, newECKey(t, "attacker").token(t, g.app)); got != authz.ReasonTokenUnknownKey {
 			t.Fatalf("attacker token = %q", got)
 		}
-		gen := g.m.Generation()
+		gen := jwks.Generation(g.m)
 		srv.set(serveOK, 0, jwksOf(t, old, next))
 		// Wait for a scheduled refresh that brought the new document.
-		for g.m.Generation() == gen {
+		for jwks.Generation(g.m) == gen {
 			log.await(t, "scheduled refresh", succeeded)
 		}
 		if n := verifyAll(t, g, 200, oldTok, nextTok); n != 0 {
 			t.Errorf("%d valid tokens refused during the overlap", n)
 		}
-		gen = g.m.Generation()
+		gen = jwks.Generation(g.m)
 		srv.set(serveOK, 0, jwksOf(t, next))
-		for g.m.Generation() == gen {
+		for jwks.Generation(g.m) == gen {
 			log.await(t, "scheduled refresh", succeeded)
 		}
 		if got := g.verify(t, oldTok); got != authz.ReasonTokenUnknownKey {

@@ -43,17 +43,23 @@ import (
 
 // Defaults of a Manager.
 const (
-	DefaultTimeout       = 5 * time.Second
-	DefaultMaxBodySize   = 1 << 20
+	// DefaultTimeout bounds one fetch (WithTimeout changes it).
+	DefaultTimeout = 5 * time.Second
+	// maxBodySize bounds a fetched document.
+	maxBodySize = 1 << 20
+	// DefaultMinRefreshGap is the least time between two refreshes of one
+	// issuer triggered by unknown kids: the contract's limit.
 	DefaultMinRefreshGap = 10 * time.Second
-	DefaultRefresh       = time.Hour
-	defaultBackoffMin    = time.Second
-	defaultBackoffMax    = time.Minute
-	// DefaultFailureLogInterval is the least time between two "jwks fetch
+	// DefaultRefresh is the refresh interval of an issuer without
+	// jwks_refresh.
+	DefaultRefresh    = time.Hour
+	defaultBackoffMin = time.Second
+	defaultBackoffMax = time.Minute
+	// failureLogInterval is the least time between two "jwks fetch
 	// failed" lines of one JWKS URL: an outage retried with backoff (or a
 	// stream of unknown kids) must not flood the log. The lines in between
 	// are counted and the next line says how many were suppressed.
-	DefaultFailureLogInterval = time.Minute
+	failureLogInterval = time.Minute
 )
 
 var (
@@ -68,14 +74,11 @@ var (
 type Manager struct {
 	log        *zap.Logger
 	client     *http.Client
-	transport  *http.Transport // ours to close idle connections of; nil with WithHTTPClient
+	transport  *http.Transport // ours to close idle connections of; nil with withHTTPClient
 	timeout    time.Duration
-	maxBody    int64
-	minGap     time.Duration
 	refresh    time.Duration // overrides Issuer.JWKSRefresh when > 0
 	backoffMin time.Duration
 	backoffMax time.Duration
-	failLogGap time.Duration
 	now        func() time.Time
 	fetchHook  func(issuer string, err error)
 	changeHook func()
@@ -95,18 +98,12 @@ type Manager struct {
 // Option configures a Manager.
 type Option func(*Manager)
 
-// WithHTTPClient fetches with c instead of a client of the Manager's own.
-func WithHTTPClient(c *http.Client) Option { return func(m *Manager) { m.client = c } }
+// withHTTPClient fetches with c instead of a client of the Manager's own
+// (tests: an httptest TLS server's client).
+func withHTTPClient(c *http.Client) Option { return func(m *Manager) { m.client = c } }
 
 // WithTimeout bounds each fetch (default 5 s).
 func WithTimeout(d time.Duration) Option { return func(m *Manager) { m.timeout = d } }
-
-// WithMaxBodySize bounds a fetched document (default 1 MiB).
-func WithMaxBodySize(n int64) Option { return func(m *Manager) { m.maxBody = n } }
-
-// WithMinRefreshGap sets the least time between two refreshes of one
-// issuer triggered by unknown kids (default 10 s, the contract's limit).
-func WithMinRefreshGap(d time.Duration) Option { return func(m *Manager) { m.minGap = d } }
 
 // WithRefreshInterval overrides every issuer's jwks_refresh (tests).
 func WithRefreshInterval(d time.Duration) Option { return func(m *Manager) { m.refresh = d } }
@@ -117,10 +114,6 @@ func WithRefreshInterval(d time.Duration) Option { return func(m *Manager) { m.r
 func WithBackoff(first, longest time.Duration) Option {
 	return func(m *Manager) { m.backoffMin, m.backoffMax = first, longest }
 }
-
-// WithFailureLogInterval sets the least time between two logged fetch
-// failures of one URL (default DefaultFailureLogInterval).
-func WithFailureLogInterval(d time.Duration) Option { return func(m *Manager) { m.failLogGap = d } }
 
 // WithClock sets the clock of the unknown-kid rate limit and of the
 // failure log's rate limit (tests).
@@ -134,8 +127,8 @@ func WithFetchHook(fn func(issuer string, err error)) Option {
 }
 
 // WithChangeHook calls fn whenever the keys served change (a fetch brought
-// a different document, a key file changed, an issuer came or went), after
-// Generation has moved on. fn must not block.
+// a different document, a key file changed, an issuer came or went). fn
+// must not block.
 func WithChangeHook(fn func()) Option { return func(m *Manager) { m.changeHook = fn } }
 
 // New returns a Manager serving no issuer until Sync.
@@ -146,11 +139,8 @@ func New(log *zap.Logger, opts ...Option) *Manager {
 	m := &Manager{
 		log:        log,
 		timeout:    DefaultTimeout,
-		maxBody:    DefaultMaxBodySize,
-		minGap:     DefaultMinRefreshGap,
 		backoffMin: defaultBackoffMin,
 		backoffMax: defaultBackoffMax,
-		failLogGap: DefaultFailureLogInterval,
 		now:        time.Now,
 		fetchers:   map[string]*fetcher{},
 		files:      map[*policies.Issuer]*keySet{},
@@ -163,14 +153,38 @@ func New(log *zap.Logger, opts ...Option) *Manager {
 		m.transport = http.DefaultTransport.(*http.Transport).Clone()
 		m.client = &http.Client{Transport: m.transport}
 	}
+	// A copy, so that the rule also holds for a client passed in without
+	// changing the caller's.
+	c := *m.client
+	c.CheckRedirect = httpsRedirectsOnly
+	m.client = &c
 	m.base, m.cancel = context.WithCancel(context.Background())
 	return m
 }
 
-// Generation counts changes of the keys served; it moves on whenever they
-// change (see WithChangeHook). A cache of verification results may be
-// dropped when it does.
-func (m *Manager) Generation() uint64 { return m.gen.Load() }
+// maxRedirects is net/http's own limit, kept when CheckRedirect is set.
+const maxRedirects = 10
+
+// errInsecureRedirect refuses a key-set redirect to anything but https.
+var errInsecureRedirect = errors.New("redirect to a non-https URL refused")
+
+// httpsRedirectsOnly follows a redirect only to an https URL: keys fetched
+// in clear text let anyone on the path forge every token, and a jwks_url
+// over https that redirects to http would be exactly that. It holds for an
+// http jwks_url on loopback too, whose redirect may leave the machine.
+func httpsRedirectsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: %s", errInsecureRedirect, req.URL.Redacted())
+	}
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	return nil
+}
+
+// generation counts changes of the keys served; it moves on whenever they
+// change, before the change hook runs (tests read it).
+func (m *Manager) generation() uint64 { return m.gen.Load() }
 
 func (m *Manager) changed() {
 	m.gen.Add(1)
@@ -419,7 +433,7 @@ func (f *fetcher) requestRefresh() <-chan struct{} {
 		return f.pending
 	}
 	now := f.m.now()
-	if !f.lastForced.IsZero() && now.Sub(f.lastForced) < f.m.minGap {
+	if !f.lastForced.IsZero() && now.Sub(f.lastForced) < DefaultMinRefreshGap {
 		return nil
 	}
 	f.lastForced = now
@@ -520,7 +534,7 @@ func (f *fetcher) fetchOnce() error {
 func (f *fetcher) logFailure(err error, kept bool) {
 	f.failures++
 	now := f.m.now()
-	if !f.failLogged.IsZero() && now.Sub(f.failLogged) < f.m.failLogGap {
+	if !f.failLogged.IsZero() && now.Sub(f.failLogged) < failureLogInterval {
 		f.suppressed++
 		return
 	}
@@ -557,12 +571,12 @@ func (m *Manager) fetch(ctx context.Context, url string) (*keySet, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetch jwks %s: status %d", url, resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, m.maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetch jwks %s: %w", url, err)
 	}
-	if int64(len(body)) > m.maxBody {
-		return nil, fmt.Errorf("fetch jwks %s: over %d bytes: %w", url, m.maxBody, errTooLarge)
+	if int64(len(body)) > maxBodySize {
+		return nil, fmt.Errorf("fetch jwks %s: over %d bytes: %w", url, maxBodySize, errTooLarge)
 	}
 	ks, err := parse(body)
 	if err != nil {

@@ -210,6 +210,36 @@ func TestKeyFromCertsDocument(t *testing.T) {
 	}
 }
 
+// TestHTTPSKeySet: keys are fetched over https with the client the manager
+// is given; its own default client refuses the test CA, so the issuer stays
+// without keys.
+func TestHTTPSKeySet(t *testing.T) {
+	doc := certsDoc(t, kidKey{"a", rsaA()})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name      string
+		opts      []Option
+		wantReady bool
+	}{
+		{"the server's client", []Option{withHTTPClient(srv.Client()), WithTimeout(5 * time.Second)}, true},
+		{"the default client", []Option{WithTimeout(5 * time.Second), WithBackoff(time.Hour, time.Hour)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newManager(t, tt.opts...)
+			set := setOfIssuers(issuerFor(srv.URL))
+			m.Sync(context.Background(), set)
+			if ready := m.Ready(set) == nil; ready != tt.wantReady {
+				t.Errorf("Ready after Sync over https = %v, want %v", ready, tt.wantReady)
+			}
+		})
+	}
+}
+
 func TestPublicCertsFallback(t *testing.T) {
 	doc, _ := json.Marshal(map[string]any{
 		"public_cert":  map[string]string{"kid": "a", "cert": certPEM(t, rsaA())},
@@ -249,7 +279,7 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("hits after Sync = %d, want 1", got)
 	}
-	gen := m.Generation()
+	gen := m.generation()
 
 	// The issuer rotates: b appears. An unknown kid refreshes and finds it.
 	srv.set(http.StatusOK, certsDoc(t, kidKey{"b", rsaB()}, kidKey{"a", rsaA()}))
@@ -259,8 +289,8 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if got := srv.hits.Load(); got != 2 {
 		t.Fatalf("hits after unknown kid = %d, want 2", got)
 	}
-	if m.Generation() == gen || changes.Load() == 0 {
-		t.Errorf("Generation %d → %d, change hook %d calls: want a change", gen, m.Generation(), changes.Load())
+	if m.generation() == gen || changes.Load() == 0 {
+		t.Errorf("Generation %d → %d, change hook %d calls: want a change", gen, m.generation(), changes.Load())
 	}
 
 	// A second unknown kid within 10 s does not refetch.
@@ -276,7 +306,7 @@ func TestRotationAndRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen = m.Generation()
+	gen = m.generation()
 
 	// 10 s later, one more refresh is allowed; concurrent askers share it.
 	clk.add(time.Second)
@@ -294,8 +324,8 @@ func TestRotationAndRateLimit(t *testing.T) {
 	}
 	// That refetch brought the same document: the keys (and so any cached
 	// verification) stay as they were.
-	if k, _ := m.Key(ctx, iss, "a"); k != keyA || m.Generation() != gen {
-		t.Errorf("unchanged document replaced the keys (generation %d → %d)", gen, m.Generation())
+	if k, _ := m.Key(ctx, iss, "a"); k != keyA || m.generation() != gen {
+		t.Errorf("unchanged document replaced the keys (generation %d → %d)", gen, m.generation())
 	}
 }
 
@@ -331,7 +361,7 @@ func TestFailuresKeepLastGoodKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gen := m.Generation()
+			gen := m.generation()
 
 			srv.set(tt.status, tt.body)
 			if _, err := m.Key(ctx, iss, "new"); !errors.Is(err, ErrUnknownKey) {
@@ -344,8 +374,8 @@ func TestFailuresKeepLastGoodKeys(t *testing.T) {
 			if err != nil || after != before {
 				t.Fatalf("Key(a) after %s = %v, %v: want the last good key", tt.name, after, err)
 			}
-			if m.Ready(setOfIssuers(iss)) != nil || m.Generation() != gen {
-				t.Errorf("after %s: Ready = %v, generation %d → %d", tt.name, m.Ready(setOfIssuers(iss)), gen, m.Generation())
+			if m.Ready(setOfIssuers(iss)) != nil || m.generation() != gen {
+				t.Errorf("after %s: Ready = %v, generation %d → %d", tt.name, m.Ready(setOfIssuers(iss)), gen, m.generation())
 			}
 		})
 	}
@@ -479,17 +509,17 @@ func TestFileIssuer(t *testing.T) {
 	}
 
 	// A reload with the same file keeps the generation; a changed file moves it.
-	gen := m.Generation()
+	gen := m.generation()
 	same := *iss
 	m.Sync(ctx, setOfIssuers(&same))
-	if m.Generation() != gen {
+	if m.generation() != gen {
 		t.Errorf("Generation moved on a reload with the same key file")
 	}
 	changed := same
 	changed.FileKeys = jwk.NewSet()
 	changed.FileKeys.AddKey(edPub)
 	m.Sync(ctx, setOfIssuers(&changed))
-	if m.Generation() == gen {
+	if m.generation() == gen {
 		t.Errorf("Generation did not move when the key file changed")
 	}
 }

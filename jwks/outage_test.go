@@ -73,7 +73,7 @@ func TestOutageLogIsRateLimited(t *testing.T) {
 	}
 
 	// A minute later the next failure is logged with the count.
-	clk.add(DefaultFailureLogInterval)
+	clk.add(failureLogInterval)
 	waitFor("a second failure line", func() bool { return len(failedLines()) == 2 })
 	second := failedLines()[1].ContextMap()
 	if s, _ := second["suppressed"].(int64); s < 19 {

@@ -53,7 +53,7 @@ type domainAt struct {
 func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens map[string]*ServiceToken) (*Application, *yaml.Node, []domainAt) {
 	const what = "application"
 	f, ok := p.mapping(n, what, "name", "domains", "issuer", "audience", "unauthenticated",
-		"cors", "identity_headers", "policies")
+		"cors", "identity_headers", "policies", "case_sensitive_paths", "session_duration", "cookie", "allowed_providers")
 	if !ok {
 		return nil, nil, nil
 	}
@@ -72,6 +72,14 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 			p.errorf(v.val, "domains must not be empty")
 		}
 		for i, s := range list {
+			host, _, _ := strings.Cut(s, "/")
+			if r, ok := firstNonASCII(host); ok {
+				// Refused before any case folding: Unicode lower-casing
+				// would turn a Kelvin sign into an ASCII k and cover a
+				// host the file does not name.
+				p.errorf(nodes[i], "malformed domain %+q: non-ASCII character %U in host (write an internationalized name in its xn-- form)", s, r)
+				continue
+			}
 			d, err := parseDomain(s)
 			if err != nil {
 				p.errorf(nodes[i], "malformed domain %q: %v", s, err)
@@ -85,7 +93,7 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 			if iss := issuers[s]; iss != nil {
 				app.Issuer = iss
 			} else {
-				p.errorf(v.val, "issuer %q is not defined in issuers", s)
+				p.undefinedIssuer(v.val, s)
 			}
 		}
 	}
@@ -108,12 +116,16 @@ func (p *parser) application(n *yaml.Node, issuers map[string]*Issuer, tokens ma
 			app.IdentityHeaders = b
 		}
 	}
+	if v, ok := f["case_sensitive_paths"]; ok {
+		app.CaseSensitivePaths, _ = p.boolean(v.val, "case_sensitive_paths")
+	}
 	if v, ok := f["cors"]; ok {
 		app.CORS = p.cors(v.val)
 	}
 	if v, ok := f["policies"]; ok {
 		p.policies(v.val, app, tokens)
 	}
+	p.appLogin(f, app) // §8 keys, in signin.go
 	return app, nameNode, domains
 }
 

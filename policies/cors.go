@@ -76,7 +76,7 @@ func (p *parser) cors(n *yaml.Node) *CORS {
 		list, _ := p.tokens(v.val, "allow_headers", "header name")
 		c.Headers = make(map[string]struct{}, len(list))
 		for _, h := range list {
-			c.Headers[strings.ToLower(h)] = struct{}{}
+			c.Headers[LowerASCII(h)] = struct{}{}
 		}
 		c.AllowHeadersValue = strings.Join(list, ", ")
 	}
@@ -89,8 +89,7 @@ func (p *parser) cors(n *yaml.Node) *CORS {
 			if n < 0 || n > maxMaxAge {
 				p.errorf(v.val, "max_age %d out of range 0..%d", n, maxMaxAge)
 			} else {
-				c.MaxAge = int(n)
-				c.MaxAgeValue = strconv.Itoa(c.MaxAge)
+				c.MaxAgeValue = strconv.FormatInt(n, 10)
 			}
 		}
 	}
@@ -104,7 +103,7 @@ func (p *parser) tokens(v *yaml.Node, what, kind string) ([]string, []*yaml.Node
 	out := list[:0:0]
 	outNodes := nodes[:0:0]
 	for i, s := range list {
-		if !isToken(s) {
+		if !IsToken(s) {
 			p.errorf(nodes[i], "malformed %s %q in %s", kind, s, what)
 			continue
 		}
@@ -112,20 +111,4 @@ func (p *parser) tokens(v *yaml.Node, what, kind string) ([]string, []*yaml.Node
 		outNodes = append(outNodes, nodes[i])
 	}
 	return out, outNodes
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

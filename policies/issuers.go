@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -76,9 +77,12 @@ func (p *parser) issuer(n *yaml.Node) (iss *Issuer, nameNode *yaml.Node) {
 		p.errorf(p.deref(n), "missing jwks_url or jwks_file in issuer")
 	case hasURL:
 		if s, ok := p.nonEmpty(u.val, "jwks_url"); ok {
-			if !isHTTPURL(s) {
+			switch {
+			case !isHTTPURL(s):
 				p.errorf(u.val, "malformed jwks_url %q (want an absolute http or https URL)", s)
-			} else {
+			case !secureJWKSURL(s):
+				p.errorf(u.val, "jwks_url %q uses http: keys fetched in clear text let anyone on the path forge every token (use https; http only for a loopback address or localhost)", s)
+			default:
 				iss.JWKSURL = s
 			}
 		}
@@ -148,6 +152,13 @@ const maxJWKSFile = 1 << 20
 // readSmallFile reads a regular file of at most limit bytes. A device or
 // FIFO (/dev/zero, /dev/stdin) would otherwise hang or exhaust the load.
 func readSmallFile(path string, limit int64) ([]byte, error) {
+	// Stat before opening: opening a FIFO for reading blocks until a
+	// writer comes, which would hang the load.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -205,6 +216,29 @@ func isHTTPURL(s string) bool {
 		return false
 	}
 	return u.Scheme == "https" || u.Scheme == "http"
+}
+
+// secureJWKSURL reports whether an http(s) URL may carry keys: https, or
+// http to this machine (127.0.0.0/8, ::1, localhost), where no one else is
+// on the path. An IPv4-mapped ::ffff:127.0.0.1 counts, as it connects to
+// the same loopback address.
+func secureJWKSURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch LowerASCII(u.Scheme) {
+	case "https":
+		return true
+	case "http":
+		host := u.Hostname()
+		if LowerASCII(host) == "localhost" {
+			return true
+		}
+		a, err := netip.ParseAddr(host)
+		return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
+	}
+	return false
 }
 
 // serviceTokens parses the `service_tokens` list; byName receives every

@@ -54,7 +54,10 @@ func yamlLines(data []byte) int {
 }
 
 // yamlLine extracts the line yaml.v3 puts in the text of a syntax error: it
-// has no structured position.
+// has no structured position (its errors are plain strings and its parser
+// marks unexported). TestYAMLSyntaxErrorWording pins the wording this and
+// parserErrors rely on, so that a library upgrade that changes it fails a
+// test instead of moving every position to 1:1.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // document parses data into the root mapping node, turning a YAML syntax
@@ -131,9 +134,14 @@ var yamlAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 func (p *parser) set(root *yaml.Node) *Set {
 	s := &Set{ServiceTokens: map[string]*ServiceToken{}}
 	f, ok := p.mapping(root, "policy file",
-		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications")
+		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications",
+		"client_certificate_authorities", "login")
 	if !ok {
 		return s
+	}
+	// Before applications: their certificate selectors need to know.
+	if v, ok := f["client_certificate_authorities"]; ok {
+		s.ClientCAs = p.clientCAs(v.val)
 	}
 	if v, ok := f["default_action"]; ok {
 		if a, ok := p.nonEmpty(v.val, "default_action"); ok {
@@ -153,6 +161,7 @@ func (p *parser) set(root *yaml.Node) *Set {
 	if v, ok := f["issuers"]; ok {
 		s.Issuers = p.issuers(v.val, issuers)
 	}
+	p.loginSection(f, issuers, s) // §8: before applications, which may use issuer "login"
 	tokens := map[string]*ServiceToken{}
 	if v, ok := f["service_tokens"]; ok {
 		s.ServiceTokens = p.serviceTokens(v.val, tokens)

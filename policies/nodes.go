@@ -24,6 +24,12 @@ type parser struct {
 	seen map[Error]bool // an aliased node is walked once per alias
 	work int
 	over bool // maxWork or maxErrors exceeded: stop descending and reporting
+	// hasClientCAs is set when client_certificate_authorities lists at
+	// least one file: certificate selectors need it.
+	hasClientCAs bool
+
+	// login is the login section (§8), for the applications that follow.
+	login *Login
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list
@@ -177,7 +183,7 @@ func (p *parser) boolean(v *yaml.Node, what string) (bool, bool) {
 		p.errorf(v, "%s must be true or false, not %s", what, kindName(v))
 		return false, false
 	}
-	b, err := strconv.ParseBool(strings.ToLower(v.Value))
+	b, err := strconv.ParseBool(LowerASCII(v.Value))
 	if err != nil {
 		p.errorf(v, "%s must be true or false", what)
 		return false, false

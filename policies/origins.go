@@ -2,8 +2,11 @@ package policies
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // originMatcher holds an application's allowed origins, lower-cased in
@@ -30,10 +33,10 @@ func (c *CORS) OriginAllowed(origin string) bool {
 	if origin == "null" {
 		return m.null
 	}
-	if hasUpper(origin) {
-		// Rare (browsers send lower case); only this path allocates.
-		origin = strings.ToLower(origin)
-	}
+	// Browsers send lower case: LowerASCII then returns origin itself
+	// without allocating. Only A–Z fold, so that no Unicode letter can
+	// turn into an ASCII one and make an origin valid that is not.
+	origin = LowerASCII(origin)
 	schemeEnd, hostStart, hostEnd, ok := splitOrigin(origin)
 	if !ok {
 		return false
@@ -55,15 +58,6 @@ func (c *CORS) OriginAllowed(origin string) bool {
 			if _, ok := suffixes[origin[i:]]; ok {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
 		}
 	}
 	return false
@@ -101,24 +95,12 @@ func splitOrigin(o string) (schemeEnd, hostStart, hostEnd int, ok bool) {
 		}
 		hostEnd = hostStart + end + 1
 	} else {
-		hostEnd = hostStart
-		prevDot := true // no empty first label
-		for hostEnd < len(o) && o[hostEnd] != ':' {
-			c := o[hostEnd]
-			switch {
-			case c == '.':
-				if prevDot {
-					return 0, 0, 0, false
-				}
-				prevDot = true
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-				prevDot = false
-			default:
-				return 0, 0, 0, false
-			}
-			hostEnd++
+		hostEnd = len(o)
+		if i := strings.IndexByte(rest, ':'); i >= 0 {
+			hostEnd = hostStart + i
 		}
-		if prevDot {
+		// The host rules of request hosts and domains, one copy.
+		if CheckHostName(o[hostStart:hostEnd]) != nil {
 			return 0, 0, 0, false
 		}
 	}
@@ -156,7 +138,7 @@ func (m *originMatcher) addPattern(s string) error {
 	if s == "*" {
 		return errors.New(`use allow_all_origins: true instead of "*"`)
 	}
-	o := strings.ToLower(s)
+	o := LowerASCII(s)
 	scheme, rest, ok := strings.Cut(o, "://")
 	if !ok {
 		return errors.New("want scheme://host[:port]")
@@ -164,9 +146,15 @@ func (m *originMatcher) addPattern(s string) error {
 	if after, ok := strings.CutPrefix(rest, "*."); ok {
 		// Validate as if the wildcard were one label.
 		probe := scheme + "://x." + after
-		_, hostStart, _, ok := splitOrigin(probe)
+		_, hostStart, hostEnd, ok := splitOrigin(probe)
 		if !ok {
 			return errors.New("want scheme://*.host[:port] with nothing after the port")
+		}
+		if err := checkDefaultPort(scheme, probe[hostEnd:]); err != nil {
+			return err
+		}
+		if suffix := probe[hostStart+2 : hostEnd]; isPublicSuffix(suffix) {
+			return fmt.Errorf("the wildcard covers every site under the public suffix %s, where anyone can host a credentialed origin", suffix)
 		}
 		if m.wild == nil {
 			m.wild = map[string]map[string]struct{}{}
@@ -180,15 +168,46 @@ func (m *originMatcher) addPattern(s string) error {
 	if strings.Contains(rest, "*") {
 		return errors.New("a wildcard is only allowed as a leading *. of the host")
 	}
-	if _, _, _, ok := splitOrigin(o); !ok {
+	_, _, hostEnd, ok := splitOrigin(o)
+	if !ok {
 		if strings.Contains(rest, "/") {
 			return errors.New("an origin has no path, not even a trailing /")
 		}
 		return errors.New("want scheme://host[:port]")
+	}
+	if err := checkDefaultPort(scheme, o[hostEnd:]); err != nil {
+		return err
 	}
 	if m.exact == nil {
 		m.exact = map[string]struct{}{}
 	}
 	m.exact[o] = struct{}{}
 	return nil
+}
+
+// defaultPorts are the ports browsers leave out of an Origin.
+var defaultPorts = map[string]string{"http": ":80", "https": ":443"}
+
+// checkDefaultPort refuses an origin written with its scheme's default
+// port: browsers never send it, so the entry could never match and the
+// origin it was meant for would be refused.
+func checkDefaultPort(scheme, port string) error {
+	if port != "" && defaultPorts[scheme] == port {
+		return fmt.Errorf("%s is the default port of %s, which browsers never send: leave it out", port[1:], scheme)
+	}
+	return nil
+}
+
+// isPublicSuffix reports whether a lower-case host is an entry of the
+// Public Suffix List, its ICANN section (com, co.uk) or its private one
+// (github.io, vercel.app, herokuapp.com): a wildcard over it covers sites
+// of anyone who registers there. A single label is refused as well, listed
+// or not: by the list's own default rule every top-level name is a public
+// suffix, and a wildcard over all of .internal or .test is no narrower.
+func isPublicSuffix(host string) bool {
+	if !strings.Contains(host, ".") {
+		return true
+	}
+	suffix, _ := publicsuffix.PublicSuffix(host)
+	return suffix == host
 }

@@ -58,6 +58,10 @@ func TestOriginAllowed(t *testing.T) {
 		{"allow all refuses bad port", all, "https://a.example:99999", false},
 		{"allow all refuses path", all, "https://a.example/x", false},
 		{"allow all with explicit null", allNull, "null", true},
+		// Unicode case mapping would turn the Kelvin sign into "k": only
+		// A-Z fold, so it stays an invalid host character.
+		{"allow all refuses Kelvin sign", all, "https://\u212Aate.example.com", false},
+		{"wildcard refuses Kelvin sign", list, "https://\u212A.example.com", false},
 		{"nil cors", nil, "https://www.example.com", false},
 	}
 	for _, tt := range tests {
@@ -98,6 +102,33 @@ func TestOriginPatternErrors(t *testing.T) {
 		{"https://*.example.com/x", "*.host"},
 		{"https://example.com:0", "scheme://host"},
 		{"https://exa mple.com", "scheme://host"},
+
+		// A wildcard over a public suffix, ICANN section or private one.
+		{"https://*.com", "public suffix com,"},
+		{"https://*.co.uk", "public suffix co.uk,"},
+		{"https://*.github.io", "public suffix github.io,"},
+		{"https://*.vercel.app", "public suffix vercel.app,"},
+		{"https://*.herokuapp.com", "public suffix herokuapp.com,"},
+		{"https://*.s3.amazonaws.com", "public suffix s3.amazonaws.com,"},
+		{"HTTPS://*.GITHUB.IO", "public suffix github.io,"},
+		{"https://*.com:8443", "public suffix com,"},
+		{"https://*.internal", "public suffix internal,"}, // the list's default rule
+		{"https://*.example.com:8443", ""},
+		{"https://*.example.co.uk", ""},
+		{"https://*.alice.github.io", ""},
+		{"https://*.wild.test", ""},
+		{"https://github.io", ""}, // exact: one site, its owner's
+
+		// The scheme's default port, which browsers never send.
+		{"https://a.example.com:443", "443 is the default port of https"},
+		{"http://a.example.com:80", "80 is the default port of http"},
+		{"HTTPS://A.EXAMPLE.COM:443", "443 is the default port of https"},
+		{"https://*.example.com:443", "443 is the default port of https"},
+		{"http://[::1]:80", "80 is the default port of http"},
+		{"https://a.example.com:80", ""},
+		{"http://a.example.com:443", ""},
+		{"http://localhost:8080", ""},
+		{"ws://a.example.com:80", ""}, // only http and https origins have them
 	}
 	for _, tt := range tests {
 		var m originMatcher

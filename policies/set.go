@@ -8,6 +8,7 @@
 package policies
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"time"
 
@@ -29,6 +30,11 @@ type Set struct {
 	ServiceTokens map[string]*ServiceToken
 	// Applications in file order.
 	Applications []*Application
+	// ClientCAs are the client_certificate_authorities certificates (nil
+	// when none are configured).
+	ClientCAs *x509.CertPool
+	// Login is the `login` section (§8), nil without one.
+	Login *Login
 
 	hosts hostIndex
 }
@@ -75,12 +81,18 @@ type Application struct {
 	Unauthenticated Unauthenticated
 	CORS            *CORS // nil when the application has no `cors`
 	IdentityHeaders bool
+	// CaseSensitivePaths is `case_sensitive_paths`: path prefixes compare
+	// exactly instead of ASCII case-insensitively.
+	CaseSensitivePaths bool
 	// PreAuth holds the bypass and service_auth policies in file order;
 	// PostAuth the block and allow policies in file order.
 	PreAuth  []*Policy
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
+	// Login holds the §8 keys (session_duration, cookie,
+	// allowed_providers); nil when the application sets none.
+	Login *AppLogin
 }
 
 // Action is a policy's action.
@@ -119,6 +131,13 @@ const (
 	SelServiceToken
 	SelAnyServiceToken
 	SelValidCertificate
+	// SelCommonName is `common_name`: valid_certificate holds and the
+	// leaf's subject common name is in Set (exact).
+	SelCommonName
+
+	// numSelectorKinds sizes the name table: a kind added above without a
+	// name fails TestSelectorKinds.
+	numSelectorKinds
 )
 
 // Selector is one compiled include/require/exclude rule. Only the fields of
@@ -126,7 +145,8 @@ const (
 type Selector struct {
 	Kind SelectorKind
 	// Set holds the lower-cased values for email, email_domain and country,
-	// the exact values for group, and the token names for service_token.
+	// the exact values for group, the token names for service_token, and
+	// the exact common names for common_name.
 	Set map[string]struct{}
 	// CIDRs for ip.
 	CIDRs []netip.Prefix
@@ -149,7 +169,6 @@ type CORS struct {
 	AllowAllHeaders     bool
 	AllowCredentials    bool
 	AllowPrivateNetwork bool
-	MaxAge              int
 
 	// Methods allowed (case-sensitive); Headers allowed (lower-cased).
 	Methods map[string]struct{}
@@ -159,7 +178,7 @@ type CORS struct {
 	AllowMethodsValue  string
 	AllowHeadersValue  string
 	ExposeHeadersValue string // "" when no expose_headers
-	MaxAgeValue        string
+	MaxAgeValue        string // "" when no max_age: no header is sent
 
 	origins originMatcher
 }

@@ -87,8 +87,8 @@ func TestLoadContractExample(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			s := mustLoad(t, filepath.Join("testdata", "valid", tt.file))
-			if s.DefaultAllow || len(s.TrustedProxies) != 0 {
-				t.Errorf("DefaultAllow, TrustedProxies = %v, %v, want false, none", s.DefaultAllow, s.TrustedProxies)
+			if s.DefaultAllow || len(s.TrustedProxies) != 0 || s.ClientCAs != nil {
+				t.Errorf("DefaultAllow, TrustedProxies, ClientCAs = %v, %v, %v, want false, none, nil", s.DefaultAllow, s.TrustedProxies, s.ClientCAs)
 			}
 			if len(s.Issuers) != 1 {
 				t.Fatalf("len(Issuers) = %d, want 1", len(s.Issuers))
@@ -142,7 +142,7 @@ func TestLoadContractExample(t *testing.T) {
 				t.Errorf("PostAuth = %s, want %s", dump(app.PostAuth), dump(contractPostAuth))
 			}
 			wantCORS := CORS{
-				AllowCredentials: true, MaxAge: 600,
+				AllowCredentials:   true,
 				Methods:            set("GET", "POST", "PUT"),
 				Headers:            set("content-type", "x-requested-with"),
 				AllowMethodsValue:  "GET, POST, PUT",
@@ -179,7 +179,7 @@ func TestLoadFull(t *testing.T) {
 	if !reflect.DeepEqual(s.TrustedProxies, wantProxies) {
 		t.Errorf("TrustedProxies = %v, want %v", s.TrustedProxies, wantProxies)
 	}
-	wantIss := Issuer{Name: "corp", Issuer: "https://corp.example.com", JWKSURL: "http://idp.internal:8080/keys",
+	wantIss := Issuer{Name: "corp", Issuer: "https://corp.example.com", JWKSURL: "http://127.0.0.1:8080/keys",
 		JWKSRefresh: 15 * time.Minute, Leeway: 0}
 	if got := issuerFields(s.Issuers[0]); !reflect.DeepEqual(got, wantIss) {
 		t.Errorf("Issuer = %+v, want %+v", got, wantIss)
@@ -206,14 +206,15 @@ func TestLoadFull(t *testing.T) {
 	wantApp := Application{Name: `admin "console" \ v2`,
 		Domains:  []string{"admin.example.com/Tools", "*.admin.example.com"},
 		Audience: "0123", Unauthenticated: UnauthDeny, IdentityHeaders: false,
-		WWWAuthenticate: `Bearer realm="admin \"console\" \\ v2"`}
+		WWWAuthenticate:    `Bearer realm="admin \"console\" \\ v2"`,
+		CaseSensitivePaths: true}
 	gotApp := *admin
 	gotApp.Issuer, gotApp.CORS, gotApp.PreAuth, gotApp.PostAuth = nil, nil, nil, nil
 	if !reflect.DeepEqual(gotApp, wantApp) {
 		t.Errorf("Application = %+v, want %+v", gotApp, wantApp)
 	}
 	wantCORS := CORS{AllowAllOrigins: true, AllowAllMethods: true, AllowAllHeaders: true,
-		AllowCredentials: true, AllowPrivateNetwork: true, MaxAge: 0, MaxAgeValue: "0"}
+		AllowCredentials: true, AllowPrivateNetwork: true, MaxAgeValue: "0"}
 	if got := corsFields(admin.CORS); !reflect.DeepEqual(got, wantCORS) {
 		t.Errorf("CORS = %+v, want %+v", got, wantCORS)
 	}
@@ -236,6 +237,7 @@ func TestLoadFull(t *testing.T) {
 			Require: []*Selector{
 				{Kind: SelIP, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::1/128")}},
 				{Kind: SelValidCertificate},
+				{Kind: SelCommonName, Set: set("alice-laptop", "CI Runner")},
 				{Kind: SelGroup, Set: set("Admins", "ops")},
 			},
 			Exclude: []*Selector{
@@ -256,8 +258,11 @@ func TestLoadFull(t *testing.T) {
 	if got := corsFields(legacy.CORS); !reflect.DeepEqual(got, CORS{BypassOptionsToOrigin: true}) {
 		t.Errorf("legacy CORS = %+v, want only BypassOptionsToOrigin", got)
 	}
-	if legacy.Unauthenticated != UnauthRedirect || !legacy.IdentityHeaders {
-		t.Errorf("legacy defaults = %v, %v, want redirect, true", legacy.Unauthenticated, legacy.IdentityHeaders)
+	if legacy.Unauthenticated != UnauthRedirect || !legacy.IdentityHeaders || legacy.CaseSensitivePaths {
+		t.Errorf("legacy defaults = %v, %v, %v, want redirect, true, false", legacy.Unauthenticated, legacy.IdentityHeaders, legacy.CaseSensitivePaths)
+	}
+	if want := poolOf(t, filepath.Join("testdata", "valid", "certs", "ca.pem")); s.ClientCAs == nil || !s.ClientCAs.Equal(want) {
+		t.Error("ClientCAs is not the pool of certs/ca.pem")
 	}
 	if !reflect.DeepEqual(legacy.PostAuth[0].Include, staff) {
 		t.Errorf("aliased include = %s, want %s", dump(legacy.PostAuth[0].Include), dump(staff))

@@ -311,7 +311,7 @@ func (w *walker) headerMap(v *yaml.Node, what string, nullable bool) map[string]
 
 var (
 	testKeys     = []string{"name", "request", "identity", "service_token", "expect"}
-	requestKeys  = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert_verified"}
+	requestKeys  = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert"}
 	expectKeys   = []string{"application", "policy", "rule", "reason", "status", "headers", "headers_to_remove", "response_headers", "body"}
 	identityKeys = map[string]bool{"expired": true, "audience": true, "issuer": true}
 )
@@ -404,7 +404,7 @@ func (w *walker) request(v *yaml.Node, r *Request) {
 	if !ok {
 		return
 	}
-	for _, k := range []string{"method", "scheme", "host", "path", "source_ip"} {
+	for _, k := range []string{"method", "scheme", "host", "path", "source_ip", "client_cert"} {
 		fv, ok := f[k]
 		if !ok {
 			continue
@@ -422,6 +422,8 @@ func (w *walker) request(v *yaml.Node, r *Request) {
 			r.Host = s
 		case "path":
 			r.Path = s
+		case "client_cert":
+			r.ClientCert = s
 		case "source_ip":
 			r.SourceIP = s
 			if _, err := (&Request{SourceIP: s}).Authz(); err != nil {
@@ -435,9 +437,6 @@ func (w *walker) request(v *yaml.Node, r *Request) {
 		for k, v := range h {
 			r.Headers[k] = *v
 		}
-	}
-	if fv, ok := f["client_cert_verified"]; ok {
-		r.ClientCertVerified, _ = w.boolean(fv.val, "client_cert_verified")
 	}
 }
 

@@ -51,7 +51,7 @@ func TestParseErrors(t *testing.T) {
 `,
 			want: []string{
 				`t.yaml:3:5: unknown key "when" in test (want one of name, request, identity, service_token, expect)`,
-				`t.yaml:4:36: unknown key "body" in request (want one of method, scheme, host, path, headers, source_ip, client_cert_verified)`,
+				`t.yaml:4:36: unknown key "body" in request (want one of method, scheme, host, path, headers, source_ip, client_cert)`,
 				`t.yaml:5:27: unknown key "latency" in expect (want one of application, policy, rule, reason, status, headers, headers_to_remove, response_headers, body)`,
 			},
 		},
@@ -59,7 +59,7 @@ func TestParseErrors(t *testing.T) {
 			name: "type errors at the value",
 			give: `tests:
   - name: a
-    request: {host: [a], headers: [x], source_ip: 10.0.0.300, client_cert_verified: "yes"}
+    request: {host: [a], headers: [x], source_ip: 10.0.0.300, client_cert: [pem]}
     identity: {email: 1, groups: admins, expired: "no", custom: x, audience: {a: b}}
     expect: {status: "200", headers: {a: [b]}, headers_to_remove: x, body: [1], reason: {a: b}}
 `,
@@ -67,7 +67,7 @@ func TestParseErrors(t *testing.T) {
 				"t.yaml:3:21: host must be a string, not a list",
 				"t.yaml:3:35: headers must be a mapping, not a list",
 				`t.yaml:3:51: malformed source_ip "10.0.0.300"`,
-				"t.yaml:3:85: client_cert_verified must be true or false, not a string",
+				"t.yaml:3:76: client_cert must be a string, not a list",
 				"t.yaml:4:34: identity.groups must be a list, not a string",
 				"t.yaml:4:51: identity.expired must be true or false, not a string",
 				"t.yaml:4:65: identity.custom must be a mapping, not a string",
@@ -176,7 +176,7 @@ func TestParseValid(t *testing.T) {
       path: /x?y=1
       headers: {Accept: text/html, X-Num: 5}
       source_ip: 192.0.2.1
-      client_cert_verified: true
+      client_cert: "-----BEGIN CERTIFICATE-----"
     identity: {email: a@example.com, groups: [g], country: DE, custom: {n: 1}, amr: [pwd], expired: true, audience: aud2, issuer: https://i.example.com}
     expect:
       application: app
@@ -201,7 +201,7 @@ func TestParseValid(t *testing.T) {
 	}
 	full, def := f.Tests[0], f.Tests[1]
 	r := full.Request
-	if r.Method != "POST" || r.Scheme != "http" || r.Path != "/x?y=1" || r.Headers["accept"] != "text/html" || r.Headers["x-num"] != "5" || r.SourceIP != "192.0.2.1" || !r.ClientCertVerified {
+	if r.Method != "POST" || r.Scheme != "http" || r.Path != "/x?y=1" || r.Headers["accept"] != "text/html" || r.Headers["x-num"] != "5" || r.SourceIP != "192.0.2.1" || r.ClientCert != "-----BEGIN CERTIFICATE-----" {
 		t.Errorf("request = %+v", r)
 	}
 	id := full.Identity

@@ -27,9 +27,9 @@ type Request struct {
 	Path     string            `json:"path"`
 	Headers  map[string]string `json:"headers"`
 	SourceIP string            `json:"source_ip"`
-	// ClientCertVerified is an extension: what Envoy reports for a
-	// connection with a verified client certificate.
-	ClientCertVerified bool `json:"client_cert_verified,omitempty"`
+	// ClientCert is an extension: the client certificate (PEM) the proxy
+	// would pass, for valid_certificate and common_name.
+	ClientCert string `json:"client_cert,omitempty"`
 }
 
 // Authz returns r as the decision core's Request. Header names are
@@ -38,12 +38,12 @@ type Request struct {
 // header, as the envoy adapter does.
 func (r *Request) Authz() (*authz.Request, error) {
 	out := &authz.Request{
-		Method:             r.Method,
-		Scheme:             r.Scheme,
-		Host:               r.Host,
-		Path:               r.Path,
-		Headers:            make(map[string]string, len(r.Headers)),
-		ClientCertVerified: r.ClientCertVerified,
+		Method:     r.Method,
+		Scheme:     r.Scheme,
+		Host:       r.Host,
+		Path:       r.Path,
+		Headers:    make(map[string]string, len(r.Headers)),
+		ClientCert: r.ClientCert,
 	}
 	for k, v := range r.Headers {
 		out.Headers[strings.ToLower(k)] = v

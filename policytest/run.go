@@ -173,13 +173,10 @@ func (r *Runner) mint(req *authz.Request, id *Identity) error {
 	return nil
 }
 
-// application finds the application a request goes to, normalizing host
-// and path as the decision core does for a well-formed request.
+// application finds the application a request goes to, for a well-formed
+// request (the decision core refuses the others before it reads a token).
 func (r *Runner) application(req *authz.Request) *policies.Application {
-	path, ok := authz.NormalizePath(req.Path)
-	if !ok {
-		return nil
-	}
+	path, _, _ := strings.Cut(req.Path, "?")
 	host := strings.ToLower(req.Host)
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
 		host = host[:i]

@@ -6,9 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"flag"
-	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +26,7 @@ const (
 	composeFile   = "../envoy/docker-compose.yaml"
 	composeDir    = "../envoy/compose"
 	composePolicy = composeDir + "/accessgate/policy.yaml"
-	composeJWKS   = composeDir + "/issuer/jwks.json"
+	composeJWKS   = composeDir + "/accessgate/jwks.json"
 )
 
 // demoUsers are the demo tokens: one the policy allows, one it blocks.
@@ -42,6 +42,8 @@ type compose struct {
 			Context    string `json:"context"`
 			Dockerfile string `json:"dockerfile"`
 		} `json:"build"`
+		NetworkMode string            `json:"network_mode"`
+		ExtraHosts  []string          `json:"extra_hosts"`
 		Environment map[string]string `json:"environment"`
 		Volumes     []string          `json:"volumes"`
 		Ports       []string          `json:"ports"`
@@ -76,47 +78,83 @@ func readYAML(t *testing.T, file string, v any) {
 	}
 }
 
+var composeVar = regexp.MustCompile(`\$\{([A-Z_]+):-([^}]*)\}`)
+
+// interpolate replaces compose's ${NAME:-default} with the default: what
+// the shipped file means when no variable is set.
+func interpolate(t *testing.T, s string) string {
+	t.Helper()
+	out := composeVar.ReplaceAllString(s, "$2")
+	if strings.Contains(out, "$") {
+		t.Errorf("%q: only ${NAME:-default} variables are allowed, so the file works with none set", s)
+	}
+	return out
+}
+
 // TestCompose checks that docker-compose.yaml wires the services the way
-// envoy/envoy.yaml and the compose policy expect.
+// envoy/envoy.yaml and the compose policy expect, with every variable at
+// its default.
 func TestCompose(t *testing.T) {
 	var c compose
 	readYAML(t, composeFile, &c)
 	b, _ := loadBootstrap(t)
 
+	for name, svc := range c.Services {
+		if svc.NetworkMode != "host" {
+			t.Errorf("service %s: network_mode %q, want host (no container network, no published ports)", name, svc.NetworkMode)
+		}
+		if len(svc.Ports) != 0 {
+			t.Errorf("service %s publishes ports %v: with host networking it listens on the host itself", name, svc.Ports)
+		}
+	}
 	envoy, ok := c.Services["envoy"]
 	if !ok {
 		t.Fatal("no envoy service")
 	}
-	if envoy.Image != "envoyproxy/envoy:v1.40.0" {
-		t.Errorf("envoy image = %q, want the official envoyproxy/envoy:v1.40.0", envoy.Image)
+	if got := interpolate(t, envoy.Image); got != "envoyproxy/envoy:v1.40.0" {
+		t.Errorf("envoy image = %q, want the official envoyproxy/envoy:v1.40.0", got)
 	}
-	if !contains(envoy.Volumes, "./envoy.yaml:/etc/envoy/envoy.yaml:ro") {
+	var vols []string
+	for _, v := range envoy.Volumes {
+		vols = append(vols, interpolate(t, v))
+	}
+	if !contains(vols, "./envoy.yaml:/etc/envoy/envoy.yaml:ro") {
 		t.Errorf("envoy must mount the tested ./envoy.yaml at /etc/envoy/envoy.yaml, volumes = %v", envoy.Volumes)
 	}
-	lp := b.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress()
-	if lp.GetAddress() != "0.0.0.0" || !hasPublished(envoy.Ports, int(lp.GetPortValue())) {
-		t.Errorf("envoy must publish the listener %s:%d, ports = %v", lp.GetAddress(), lp.GetPortValue(), envoy.Ports)
-	}
 
-	// envoy.yaml dials accessgate:9001 and origin:8000 by service name.
+	// envoy.yaml dials accessgate:9001 and origin:8000 by name: on the
+	// host's network those names must mean this host, and the services
+	// must listen on those ports.
 	ag := endpoint(t, b, "accessgate")
-	agSvc, ok := c.Services[ag.GetAddress()]
-	if !ok {
-		t.Fatalf("envoy.yaml dials %s, which is no compose service", ag.GetAddress())
+	og := endpoint(t, b, "origin")
+	for _, a := range []string{ag.GetAddress(), og.GetAddress()} {
+		if _, ok := c.Services[a]; !ok {
+			t.Errorf("envoy.yaml dials %s, which is no compose service", a)
+		}
+		if !contains(envoy.ExtraHosts, a+":127.0.0.1") {
+			t.Errorf("envoy extra_hosts %v must map %s to 127.0.0.1", envoy.ExtraHosts, a)
+		}
 	}
+	agSvc := c.Services[ag.GetAddress()]
 	if agSvc.Build.Context != ".." || agSvc.Build.Dockerfile != "Dockerfile" {
-		t.Errorf("accessgate must be built from the repository Dockerfile, build = %+v", agSvc.Build)
+		t.Errorf("accessgate must be buildable from the repository Dockerfile, build = %+v", agSvc.Build)
 	}
 	if _, err := os.Stat("../Dockerfile"); err != nil {
 		t.Error(err)
 	}
-	if got, want := agSvc.Environment["ACCESSGATE_GRPC_ADDR"], "0.0.0.0:"+strconv.Itoa(int(ag.GetPortValue())); got != want {
-		t.Errorf("ACCESSGATE_GRPC_ADDR = %q, want %q", got, want)
+	if got, want := interpolate(t, agSvc.Image), "ghcr.io/accessgate/accessgate:latest"; got != want {
+		t.Errorf("accessgate image = %q, want the official %q", got, want)
+	}
+	if got, want := interpolate(t, agSvc.Environment["ACCESSGATE_GRPC_ADDR"]), "127.0.0.1:"+strconv.Itoa(int(ag.GetPortValue())); got != want {
+		t.Errorf("ACCESSGATE_GRPC_ADDR = %q, want %q (loopback: only Envoy on this host may ask)", got, want)
+	}
+	if got := interpolate(t, agSvc.Environment["ACCESSGATE_HTTP_ADDR"]); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("ACCESSGATE_HTTP_ADDR = %q, want a loopback address", got)
 	}
 	cfg := agSvc.Environment["ACCESSGATE_CONFIG"]
 	var mounted bool
 	for _, v := range agSvc.Volumes {
-		src, dst, _ := strings.Cut(strings.TrimSuffix(v, ":ro"), ":")
+		src, dst, _ := strings.Cut(strings.TrimSuffix(interpolate(t, v), ":ro"), ":")
 		if filepath.Dir(cfg) == dst {
 			mounted = true
 			if _, err := os.Stat(filepath.Join("../envoy", src, filepath.Base(cfg))); err != nil {
@@ -127,37 +165,22 @@ func TestCompose(t *testing.T) {
 	if !mounted {
 		t.Errorf("ACCESSGATE_CONFIG %q is not in a mounted folder (a folder, so edits reload), volumes = %v", cfg, agSvc.Volumes)
 	}
-
-	og := endpoint(t, b, "origin")
-	ogSvc, ok := c.Services[og.GetAddress()]
-	if !ok {
-		t.Fatalf("envoy.yaml dials %s, which is no compose service", og.GetAddress())
-	}
-	if got := ogSvc.Environment["HTTP_PORT"]; got != strconv.Itoa(int(og.GetPortValue())) {
+	ogSvc := c.Services[og.GetAddress()]
+	if got := interpolate(t, ogSvc.Environment["HTTP_PORT"]); got != strconv.Itoa(int(og.GetPortValue())) {
 		t.Errorf("origin HTTP_PORT = %q, want %d", got, og.GetPortValue())
 	}
+	if got := interpolate(t, ogSvc.Image); got != "mendhak/http-https-echo:35" {
+		t.Errorf("origin image = %q, want the official mendhak/http-https-echo:35", got)
+	}
 
-	// The policy fetches its keys from the issuer service, and sends the
-	// browser to the issuer's published port.
+	// The policy reads its keys from the mounted folder.
 	var p policyFile
 	readYAML(t, composePolicy, &p)
 	if len(p.Issuers) != 1 {
 		t.Fatalf("compose policy: want one issuer, got %d", len(p.Issuers))
 	}
-	u, err := url.Parse(p.Issuers[0].JWKSURL)
-	if err != nil || u.Hostname() == "" {
-		t.Fatalf("jwks_url %q: %v", p.Issuers[0].JWKSURL, err)
-	}
-	is, ok := c.Services[u.Hostname()]
-	if !ok {
-		t.Fatalf("jwks_url host %q is no compose service", u.Hostname())
-	}
-	lu, err := url.Parse(strings.NewReplacer("{host}", "h", "{aud}", "a", "{redirect}", "r").Replace(p.Issuers[0].LoginURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !hasPublished(is.Ports, portOf(lu)) {
-		t.Errorf("login_url %s is not published by the %s service (ports %v)", p.Issuers[0].LoginURL, u.Hostname(), is.Ports)
+	if f := p.Issuers[0].JWKSFile; f == "" || filepath.IsAbs(f) || filepath.Join(composeDir, "accessgate", f) != filepath.Clean(composeJWKS) {
+		t.Errorf("compose policy jwks_file = %q, want the key set next to it (%s)", f, composeJWKS)
 	}
 }
 
@@ -168,29 +191,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// hasPublished reports whether a compose "ip:host:container" entry publishes
-// port on the host.
-func hasPublished(ports []string, port int) bool {
-	for _, p := range ports {
-		parts := strings.Split(p, ":")
-		if len(parts) >= 2 && parts[len(parts)-2] == strconv.Itoa(port) {
-			return true
-		}
-	}
-	return false
-}
-
-func portOf(u *url.URL) int {
-	if p := u.Port(); p != "" {
-		n, _ := strconv.Atoi(p)
-		return n
-	}
-	if u.Scheme == "https" {
-		return 443
-	}
-	return 80
 }
 
 // TestComposeDemoTokens checks that the committed demo tokens verify against

@@ -1,17 +1,26 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // TestBinarySignals builds the real binary and drives it with real signals:
-// SIGHUP reloads, SIGTERM stops it with exit code 0.
+// SIGHUP reloads; SIGTERM starts the drain (gRPC health NOT_SERVING,
+// /readyz 503, checks still answered), a second SIGTERM ends the drain
+// delay, and the process exits 0.
 func TestBinarySignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -22,7 +31,8 @@ func TestBinarySignals(t *testing.T) {
 	}
 	d := demoDir(t)
 	var stderr syncBuffer
-	cmd := exec.Command(bin, "serve", "--config", d.policy, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--config", d.policy, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--drain-delay", "10m")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -42,9 +52,10 @@ func TestBinarySignals(t *testing.T) {
 		}
 	})
 
-	httpAddr := ""
+	httpAddr, grpcAddr := "", ""
 	eventually(t, "the started log line", func() bool {
 		httpAddr = logField(stderr.String(), "accessgate started", "http_addr")
+		grpcAddr = logField(stderr.String(), "accessgate started", "grpc_addr")
 		return httpAddr != ""
 	})
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -54,6 +65,30 @@ func TestBinarySignals(t *testing.T) {
 		return logField(stderr.String(), "config reloaded", "config") == d.policy
 	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "/readyz 503 after SIGTERM", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("gRPC health while draining = %v, %v; want NOT_SERVING", h.GetStatus(), err)
+	}
+	if resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, envoyRequest(d.token)); err != nil || resp.GetOkResponse() == nil {
+		t.Errorf("Check while draining = %v, %v; want OK", resp.GetStatus(), err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil { // ends the drain delay
 		t.Fatal(err)
 	}
 	select {

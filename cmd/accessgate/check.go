@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -39,20 +39,15 @@ func explain(d *authz.Decision) []byte {
 	return policytest.Explain(d).JSON()
 }
 
-// keySyncTimeout bounds the first fetch of every issuer's keys (check and
-// serve's start and reloads).
-const keySyncTimeout = 10 * time.Second
-
 // check implements `accessgate check --config FILE --request REQUEST.json`:
 // it decides one request exactly as serve would and prints the decision.
 // Keys of jwks_url issuers are fetched first.
 func (c *cli) check(ctx context.Context, args []string) int {
-	fs := c.flagSet("check")
-	config := fs.String("config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
-	request := fs.String("request", "", "request to decide, as JSON: {method, scheme, host, path, headers, source_ip}")
-	if code, ok := parse(fs, args); !ok {
+	var f checkFlags
+	if code, ok := c.parse(c.checkFlagSet(&f), args); !ok {
 		return code
 	}
+	config, request := &f.config, &f.request
 	if *config == "" || *request == "" {
 		fmt.Fprintln(c.stderr, "accessgate check: --config and --request are required")
 		return exitUsage
@@ -80,10 +75,7 @@ func (c *cli) check(ctx context.Context, args []string) int {
 	log, _ := newLogger("warn", "console", c.stderr)
 	km := jwks.New(log.Named("keys"))
 	defer km.Close()
-	syncCtx, cancel := context.WithTimeout(ctx, keySyncTimeout)
-	km.Sync(syncCtx, set)
-	cancel()
-	if missing := km.Ready(set); len(missing) > 0 {
+	if missing := syncKeys(ctx, km, set); len(missing) > 0 {
 		log.Warn("issuers without usable keys: their tokens cannot be verified", zap.Strings("issuers", missing))
 	}
 	e := authz.New(km)
@@ -91,6 +83,17 @@ func (c *cli) check(ctx context.Context, args []string) int {
 	d := e.Decide(ctx, r)
 	c.stdout.Write(explain(&d))
 	return exitOK
+}
+
+// checkFlags is check's command line.
+type checkFlags struct{ config, request string }
+
+// checkFlagSet is check's flags, filling f.
+func (c *cli) checkFlagSet(f *checkFlags) *flag.FlagSet {
+	fs := c.flagSet("check")
+	fs.StringVar(&f.config, "config", "", "policy file")
+	fs.StringVar(&f.request, "request", "", "request to decide, as JSON: {method, scheme, host, path, headers, source_ip}; - reads stdin")
+	return fs
 }
 
 // printLoadError prints a policy file's problems to stderr, one

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,28 +18,11 @@ const (
 	exitUsage = 2 // bad command line
 )
 
-// Environment variables that supply a flag's value when the flag is not
-// given (a flag always wins).
-const (
-	envConfig    = "ACCESSGATE_CONFIG"
-	envGRPCAddr  = "ACCESSGATE_GRPC_ADDR"
-	envHTTPAddr  = "ACCESSGATE_HTTP_ADDR"
-	envLogLevel  = "ACCESSGATE_LOG_LEVEL"
-	envLogFormat = "ACCESSGATE_LOG_FORMAT"
-
-	envTLSCert          = "ACCESSGATE_TLS_CERT"
-	envTLSKey           = "ACCESSGATE_TLS_KEY"
-	envClientCA         = "ACCESSGATE_CLIENT_CA"
-	envHTTPTLSCert      = "ACCESSGATE_HTTP_TLS_CERT"
-	envHTTPTLSKey       = "ACCESSGATE_HTTP_TLS_KEY"
-	envTokenCacheSize   = "ACCESSGATE_TOKEN_CACHE_SIZE"
-	envDecisionLogLevel = "ACCESSGATE_DECISION_LOG_LEVEL"
-)
-
 // Defaults (contract section 1).
 const (
 	defaultGRPCAddr        = "127.0.0.1:9001"
 	defaultHTTPAddr        = "127.0.0.1:9090"
+	defaultDrainDelay      = 5 * time.Second
 	defaultShutdownTimeout = 15 * time.Second
 )
 
@@ -47,27 +30,33 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
+                      [--auth-addr ADDR]
                       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
                       [--decision-log-level debug|info] [--token-cache-size N]
+                      [--drain-delay DURATION] [--shutdown-timeout DURATION]
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
   accessgate test     --config FILE TESTFILE...
   accessgate schema
   accessgate import   cloudflare --apps FILE --team-domain URL [--groups FILE]
                       [--policies FILE] [--service-tokens FILE] [--client-ca PEM]
+  accessgate keygen   [--alg ES256|RS256] --out FILE
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
 --tls-cert and --tls-key serve the gRPC listener over TLS; --client-ca
 also requires client certificates signed by that CA (mutual TLS).
 Certificate and CA files are re-read when they change.
-Flags may also come from the environment: ACCESSGATE_CONFIG,
-ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_TLS_CERT,
-ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA, ACCESSGATE_HTTP_TLS_CERT,
-ACCESSGATE_HTTP_TLS_KEY, ACCESSGATE_LOG_LEVEL, ACCESSGATE_LOG_FORMAT,
-ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE.
+--auth-addr serves the HTTP authorization endpoints (/auth/envoy/,
+/auth/forward, /auth/nginx, /auth/nginx/render, /auth/answer/) for
+proxies without ext_authz gRPC; the TLS flags apply to it too.
+On SIGTERM or SIGINT, serve reports not ready (gRPC health NOT_SERVING,
+/readyz 503) and keeps answering for --drain-delay, then stops accepting
+and finishes in-flight checks within --shutdown-timeout.
+Every flag may also come from the environment variable ACCESSGATE_ and
+its name in capitals with - as _ (--grpc-addr: ACCESSGATE_GRPC_ADDR).
 A flag beats its variable.
 Run 'accessgate COMMAND -h' for a command's flags.
 `
@@ -81,8 +70,9 @@ type cli struct {
 	// signals, when set, replaces the process's SIGHUP/SIGINT/SIGTERM
 	// (tests send on it).
 	signals chan os.Signal
-	// started, when set, is called once serve listens, with its addresses.
-	started func(grpcAddr, httpAddr string)
+	// started, when set, is called once serve listens, with the address
+	// of each listener by name ("grpc", "http").
+	started func(addrs map[string]string)
 }
 
 func newCLI(stdout, stderr io.Writer, getenv func(string) string) *cli {
@@ -109,6 +99,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.schema(rest)
 	case "import":
 		return c.importCmd(rest)
+	case "keygen":
+		return c.keygen(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK
@@ -125,11 +117,18 @@ func (c *cli) run(ctx context.Context, args []string) int {
 func (c *cli) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("accessgate "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), "Every flag may also be set as ACCESSGATE_<FLAG> (--config: ACCESSGATE_CONFIG); a flag beats its variable.")
+	}
 	return fs
 }
 
 // parse parses args; ok is false when the command should stop with code.
-func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+// A flag not given on the command line takes its environment variable
+// (envName), when that is set and not empty: a flag beats its variable.
+func (c *cli) parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, false
@@ -140,28 +139,28 @@ func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return exitUsage, false
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envName(f.Name)
+		v := c.getenv(key)
+		if given[f.Name] || v == "" || bad != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			bad = fmt.Errorf("%s=%q: invalid value for --%s: %w", key, v, f.Name, err)
+		}
+	})
+	if bad != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), bad)
+		return exitUsage, false
+	}
 	return exitOK, true
 }
 
-// env returns the environment variable key, or def when it is unset or
-// empty.
-func (c *cli) env(key, def string) string {
-	if v := c.getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// envInt returns the environment variable key as an integer, or def when it
-// is unset or empty.
-func (c *cli) envInt(key string, def int) (int, error) {
-	v := c.getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: want an integer", key, v)
-	}
-	return n, nil
+// envName is the environment variable of a flag: ACCESSGATE_ and the
+// flag's name in capitals with - as _ (grpc-addr: ACCESSGATE_GRPC_ADDR).
+func envName(flagName string) string {
+	return "ACCESSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

@@ -37,7 +37,7 @@ func envoyRequest(token string) *authv3.CheckRequest {
 // token, and a policy change applies to the next check.
 func TestServeEndToEnd(t *testing.T) {
 	d := demoDir(t)
-	s := startServe(t, loopbackEnv(map[string]string{envLogLevel: "debug"}), "--config", d.policy)
+	s := startServe(t, loopbackEnv(map[string]string{envName("log-level"): "debug"}), "--config", d.policy)
 	client := authv3.NewAuthorizationClient(s.dial())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -61,10 +61,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if email != "alice@example.com" {
 		t.Errorf("Check alice: identity header = %q, want alice@example.com", email)
 	}
-	if v := s.metric(`accessgate_decisions_total{application="dashboard",reason="allowed"}`); v != 1 {
+	if v := s.metric(`accessgate_decisions_total{application="dashboard",endpoint="grpc",reason="allowed"}`); v != 1 {
 		t.Errorf("decisions_total{allowed} = %v, want 1", v)
 	}
-	if v := s.metric("accessgate_check_duration_seconds_count"); v != 1 {
+	if v := s.metric(`accessgate_check_duration_seconds_count{endpoint="grpc"}`); v != 1 {
 		t.Errorf("check_duration_seconds_count = %v, want 1", v)
 	}
 

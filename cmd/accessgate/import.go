@@ -43,7 +43,7 @@ func (c *cli) importCmd(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if code, ok := parse(fs, args[1:]); !ok {
+	if code, ok := c.parse(fs, args[1:]); !ok {
 		return code
 	}
 	apps, team, groups, pols, tokens, clientCA := &f.apps, &f.team, &f.groups, &f.policies, &f.tokens, &f.clientCA

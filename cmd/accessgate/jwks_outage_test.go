@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,9 @@ func (s signer) token(t *testing.T, iss, aud, email string) string {
 // TestServeJWKSOutageSignals: a JWKS URL that goes down after its keys
 // were loaded leaves them in force (valid tokens still pass), and the
 // outage shows in accessgate_jwks_keys_stale and in one "jwks fetch
-// failed" line however many retries fail within the minute.
+// failed" line however many retries fail within the minute. When the
+// issuer then leaves the file, its JWKS series go with it: a stale gauge
+// must not alert forever on an issuer nobody uses.
 func TestServeJWKSOutageSignals(t *testing.T) {
 	key := newSigner(t, "k1")
 	doc := jwksDoc(t, key)
@@ -117,5 +120,16 @@ applications:
 	}
 	if v := s.metric(lastOK); v != okAt {
 		t.Errorf("%s = %v during the outage, want the last success %v", lastOK, v, okAt)
+	}
+
+	loaded := s.metric(reloadsOK)
+	if err := os.WriteFile(policy, []byte("default_action: deny\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the file without the issuer loaded", func() bool { return s.metric(reloadsOK) > loaded })
+	for _, series := range []string{stale, lastOK, failures} {
+		if v := s.metric(series); v != -1 {
+			t.Errorf("%s = %v after the issuer left the file, want no such series", series, v)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/httpauth"
+	"github.com/accessgate/accessgate/policies"
 )
 
 // Metric label values for results.
@@ -23,7 +25,7 @@ const (
 type metrics struct {
 	reg        *prometheus.Registry
 	decisions  *prometheus.CounterVec
-	latency    prometheus.Histogram
+	latency    *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
 	jwks       *prometheus.CounterVec
 	lastReload prometheus.Gauge
@@ -31,8 +33,9 @@ type metrics struct {
 	// were loaded: the last good keys keep serving, and these say so.
 	jwksStale  *prometheus.GaugeVec
 	jwksLastOK *prometheus.GaugeVec
-	jwksMu     sync.Mutex      // serializes jwksFetched
-	jwksOK     map[string]bool // issuers with a successful fetch
+	jwksMu     sync.Mutex      // serializes jwksFetched and issuers
+	jwksOK     map[string]bool // issuers of the live file with a successful fetch
+	jwksLive   map[string]bool // issuers of the live file
 
 	// counters caches the decisions counter of each reason and application:
 	// CounterVec.WithLabelValues hashes and allocates on every call, a
@@ -41,28 +44,36 @@ type metrics struct {
 	// make filling it quadratic.
 	counters map[decisionKey]prometheus.Counter
 	mu       sync.RWMutex
+	// latencies holds latency's observer of each endpoint, made once.
+	latencies map[string]prometheus.Observer
 }
 
 type decisionKey struct {
-	reason authz.Reason
-	app    string
+	reason   authz.Reason
+	app      string
+	endpoint string
 }
+
+// endpointGRPC is the `endpoint` label of gRPC ext_authz decisions; the
+// HTTP endpoints of contract section 7 are labelled with their paths
+// ("auth/forward", ...).
+const endpointGRPC = "grpc"
 
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_decisions_total",
-			Help: "Decisions made, by reason code and application (\"\" when no application matched).",
-		}, []string{"reason", "application"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: "Decisions made, by reason code, application (\"\" when no application matched) and endpoint (grpc, auth/envoy, auth/forward, auth/nginx, auth/nginx/render, auth/answer).",
+		}, []string{"reason", "application", "endpoint"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "accessgate_check_duration_seconds",
-			Help: "Time to decide one ext_authz check, from CheckRequest to CheckResponse.",
+			Help: "Time to decide one check, from the request in to the answer out, by endpoint.",
 			Buckets: []float64{
 				0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 				0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 			},
-		}),
+		}, []string{"endpoint"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_config_reloads_total",
 			Help: "Policy file loads (at start and on change), by result (success, failure).",
@@ -83,7 +94,8 @@ func newMetrics() *metrics {
 			Name: "accessgate_jwks_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful JWKS fetch of an issuer.",
 		}, []string{"issuer"}),
-		jwksOK: map[string]bool{},
+		jwksOK:   map[string]bool{},
+		jwksLive: map[string]bool{},
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "accessgate_build_info",
@@ -95,13 +107,30 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, m.jwksStale, m.jwksLastOK, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = map[decisionKey]prometheus.Counter{}
+	m.latencies = map[string]prometheus.Observer{endpointGRPC: m.latency.WithLabelValues(endpointGRPC)}
+	for _, ep := range httpauth.Endpoints {
+		m.latencies[ep.String()] = m.latency.WithLabelValues(ep.String())
+	}
 	return m
 }
 
-// observe counts one decision; it is the envoy server's Observer.
+// observe counts one gRPC decision; it is the envoy server's Observer.
 func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
-	m.latency.Observe(took.Seconds())
-	k := decisionKey{d.Reason, d.Application}
+	m.record(endpointGRPC, d, took)
+}
+
+// observeHTTP counts one decision of an HTTP endpoint; it is the httpauth
+// server's Observer.
+func (m *metrics) observeHTTP(ep httpauth.Endpoint, _ *authz.Request, d *authz.Decision, took time.Duration) {
+	m.record(ep.String(), d, took)
+}
+
+// record counts one decision made at endpoint.
+func (m *metrics) record(endpoint string, d *authz.Decision, took time.Duration) {
+	if o, ok := m.latencies[endpoint]; ok {
+		o.Observe(took.Seconds())
+	}
+	k := decisionKey{d.Reason, d.Application, endpoint}
 	m.mu.RLock()
 	c, ok := m.counters[k]
 	m.mu.RUnlock()
@@ -118,7 +147,7 @@ func (m *metrics) counter(k decisionKey) prometheus.Counter {
 	if c, ok := m.counters[k]; ok {
 		return c
 	}
-	c := m.decisions.WithLabelValues(string(k.reason), k.app)
+	c := m.decisions.WithLabelValues(string(k.reason), k.app, k.endpoint)
 	m.counters[k] = c
 	return c
 }
@@ -133,6 +162,49 @@ func (m *metrics) reloaded(ok bool, now time.Time) {
 	m.lastReload.Set(float64(now.UnixNano()) / 1e9)
 }
 
+// issuers follows the issuers of set, the file about to go live: the JWKS
+// series of an issuer that left the file are deleted (a stale gauge would
+// otherwise alert forever on an issuer nobody uses), and fetches still
+// reported for it are ignored.
+func (m *metrics) issuers(set *policies.Set) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	live := make(map[string]bool, len(set.Issuers))
+	for _, iss := range set.Issuers {
+		live[iss.Name] = true
+	}
+	for name := range m.jwksLive {
+		if live[name] {
+			continue
+		}
+		delete(m.jwksOK, name)
+		m.jwks.DeletePartialMatch(prometheus.Labels{"issuer": name})
+		m.jwksStale.DeleteLabelValues(name)
+		m.jwksLastOK.DeleteLabelValues(name)
+	}
+	m.jwksLive = live
+}
+
+// applications follows the applications of set, the file now live: the
+// decision counters of an application that left the file are deleted, from
+// the registry and from the cache, so that neither grows with every
+// application ever loaded. A decision still in flight on the previous file
+// may bring one back; the next reload deletes it again.
+func (m *metrics) applications(set *policies.Set) {
+	live := make(map[string]bool, len(set.Applications))
+	for _, a := range set.Applications {
+		live[a.Name] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.counters {
+		if k.app != "" && !live[k.app] {
+			delete(m.counters, k)
+			m.decisions.DeleteLabelValues(string(k.reason), k.app, k.endpoint)
+		}
+	}
+}
+
 // jwksFetched counts a JWKS fetch; it is the key manager's fetch hook.
 // A failure after a success marks the issuer's keys stale: the manager
 // keeps serving the last good keys (it never drops them on a failure), so
@@ -141,6 +213,9 @@ func (m *metrics) reloaded(ok bool, now time.Time) {
 func (m *metrics) jwksFetched(issuer string, err error) {
 	m.jwksMu.Lock()
 	defer m.jwksMu.Unlock()
+	if !m.jwksLive[issuer] {
+		return // a fetch finishing for an issuer that has left the file
+	}
 	if err != nil {
 		m.jwks.WithLabelValues(issuer, resultFailure).Inc()
 		if m.jwksOK[issuer] {

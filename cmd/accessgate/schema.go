@@ -6,7 +6,7 @@ import "github.com/accessgate/accessgate/policies"
 // (draft 2020-12) on stdout, for editors (contract section 9).
 func (c *cli) schema(args []string) int {
 	fs := c.flagSet("schema")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := c.parse(fs, args); !ok {
 		return code
 	}
 	c.stdout.Write(policies.Schema())

@@ -2,191 +2,101 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/accessgate/accessgate/authz"
-	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
-	"github.com/accessgate/accessgate/envoy"
-	"github.com/accessgate/accessgate/jwks"
-	"github.com/accessgate/accessgate/policies"
 )
 
-// gRPC server limits.
-const (
-	// grpcMaxRecvMsgSize bounds one CheckRequest. Requests carry headers
-	// (the contract refuses more than 64 KiB of them, and Envoy's own
-	// default limit is 60 KiB) and, only if Envoy is told to, a body that
-	// accessgate never reads; 4 MiB leaves room for generous header
-	// limits and small bodies. A larger message is refused with
-	// RESOURCE_EXHAUSTED, which Envoy treats as a failed check (denied
-	// with failure_mode_allow: false).
-	grpcMaxRecvMsgSize = 4 << 20
-	// grpcMaxConcurrentStreams bounds the checks in flight on one HTTP/2
-	// connection. Envoy opens another connection when it needs more, so
-	// this caps per-connection memory, not throughput.
-	grpcMaxConcurrentStreams = 1024
-	// grpcMinPingInterval is the shortest keepalive ping interval a client
-	// may use. grpc-go's default (5 min) answers anything more frequent
-	// with GOAWAY "too_many_pings", which would cut Envoy's connection if
-	// its http2 connection_keepalive is set to the usual tens of seconds.
-	grpcMinPingInterval = 5 * time.Second
-)
-
-// gate is the running server's live state: the engine and key manager, and
-// how to reload them.
-type gate struct {
-	log     *zap.Logger
-	path    string
-	engine  *authz.Engine
-	keys    *jwks.Manager
-	metrics *metrics
-	ctx     context.Context // cancelled at shutdown; bounds key syncs
-	live    atomic.Pointer[authz.Engine]
-	// draining is set at shutdown: /readyz fails from then on, so that a
-	// load balancer stops sending while in-flight checks finish.
-	draining atomic.Bool
+// serveConfig is serve's command line, parsed and checked.
+type serveConfig struct {
+	config             string
+	grpcAddr, httpAddr string
+	authAddr           string
+	logLevel           string
+	logFormat          string
+	decisionLevel      string
+	tokenCache         int
+	grpcTLS, httpTLS   tlsFiles
+	drainDelay         time.Duration
+	shutdownTimeout    time.Duration
 }
 
-// keysChanged tells the engine that the keys served changed, so that it
-// drops verifications made with keys that may be gone. It is the key
-// manager's change hook, which may fire from a fetcher before the engine
-// exists, hence the atomic load.
-func (g *gate) keysChanged() {
-	if e := g.live.Load(); e != nil {
-		e.KeysChanged()
-	}
-}
-
-// load makes set live: keys first (so that tokens of a new issuer verify as
-// soon as its policies apply), then the set, atomically.
-func (g *gate) load(set *policies.Set) {
-	ctx, cancel := context.WithTimeout(g.ctx, keySyncTimeout)
-	g.keys.Sync(ctx, set)
-	cancel()
-	g.engine.Swap(set) // also drops the verified-token cache
-	g.metrics.reloaded(true, time.Now())
-	if missing := g.keys.Ready(set); len(missing) > 0 {
-		g.log.Warn("issuers without usable keys, not ready", zap.Strings("issuers", missing))
-	}
-}
-
-// reload parses data as the policy file and makes it live; on failure it
-// logs every problem and keeps the previous set.
-func (g *gate) reload(data []byte) {
-	set, err := policies.Parse(g.path, data)
-	if err != nil {
-		g.metrics.reloaded(false, time.Now())
-		var list policies.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				g.log.Error("invalid policy file", zap.String("problem", e.Error()))
-			}
-		} else {
-			g.log.Error("invalid policy file", zap.Error(err))
-		}
-		g.log.Warn("keeping previous config", zap.String("config", g.path))
-		return
-	}
-	g.load(set)
-	g.log.Info("config reloaded", zap.String("config", g.path), zap.Int("applications", len(set.Applications)))
-}
-
-// ready reports whether the gate can decide: a set is loaded and every
-// issuer has usable keys. why says what is missing.
-func (g *gate) ready() (ok bool, why string) {
-	if g.draining.Load() {
-		return false, "shutting down"
-	}
-	set := g.engine.Set()
-	if set == nil {
-		return false, "no policy loaded"
-	}
-	if missing := g.keys.Ready(set); len(missing) > 0 {
-		return false, "no usable keys for issuers: " + strings.Join(missing, ", ")
-	}
-	return true, ""
-}
-
-// serve implements `accessgate serve`.
-func (c *cli) serve(ctx context.Context, args []string) int {
+// serveFlagSet is serve's flags, filling o.
+func (c *cli) serveFlagSet(o *serveConfig) *flag.FlagSet {
 	fs := c.flagSet("serve")
-	config := fs.String("config", c.env(envConfig, ""), "policy file; none runs the built-in demo (env "+envConfig+")")
-	grpcAddr := fs.String("grpc-addr", c.env(envGRPCAddr, defaultGRPCAddr), "ext_authz gRPC listen address (env "+envGRPCAddr+")")
-	httpAddr := fs.String("http-addr", c.env(envHTTPAddr, defaultHTTPAddr), "/healthz, /readyz and /metrics listen address (env "+envHTTPAddr+")")
-	logLevel := fs.String("log-level", c.env(envLogLevel, "info"), "debug, info, warn or error; debug logs one line per decision (env "+envLogLevel+")")
-	logFormat := fs.String("log-format", c.env(envLogFormat, "json"), "json or console (env "+envLogFormat+")")
-	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long SIGTERM waits for in-flight checks")
-	var grpcTLS, httpTLS tlsFiles
-	fs.StringVar(&grpcTLS.cert, "tls-cert", c.env(envTLSCert, ""), "PEM certificate chain: serve gRPC over TLS (needs --tls-key; re-read when it changes) (env "+envTLSCert+")")
-	fs.StringVar(&grpcTLS.key, "tls-key", c.env(envTLSKey, ""), "PEM private key of --tls-cert (env "+envTLSKey+")")
-	fs.StringVar(&grpcTLS.clientCA, "client-ca", c.env(envClientCA, ""), "PEM CA bundle: require gRPC clients (Envoy) to present a certificate it signed, i.e. mutual TLS (needs --tls-cert; re-read when it changes) (env "+envClientCA+")")
-	fs.StringVar(&httpTLS.cert, "http-tls-cert", c.env(envHTTPTLSCert, ""), "PEM certificate chain: serve /healthz, /readyz and /metrics over HTTPS (needs --http-tls-key) (env "+envHTTPTLSCert+")")
-	fs.StringVar(&httpTLS.key, "http-tls-key", c.env(envHTTPTLSKey, ""), "PEM private key of --http-tls-cert (env "+envHTTPTLSKey+")")
-	decisionLevel := fs.String("decision-log-level", c.env(envDecisionLogLevel, "debug"), "level of the one line logged per decision: debug or info (env "+envDecisionLogLevel+")")
-	cacheDefault, err := c.envInt(envTokenCacheSize, authz.DefaultVerifierCacheSize)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-		return exitUsage
+	fs.StringVar(&o.config, "config", "", "policy file; none runs the built-in demo")
+	fs.StringVar(&o.grpcAddr, "grpc-addr", defaultGRPCAddr, "ext_authz gRPC listen address (with gRPC health)")
+	fs.StringVar(&o.httpAddr, "http-addr", defaultHTTPAddr, "/healthz, /readyz and /metrics listen address")
+	fs.StringVar(&o.authAddr, "auth-addr", "", "HTTP authorization endpoints (nginx, Traefik, Caddy, Envoy http_service) listen address; empty: off; TLS as --tls-cert/--tls-key/--client-ca")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error; debug logs one line per decision")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or console")
+	fs.StringVar(&o.decisionLevel, "decision-log-level", "debug", "level of the one line logged per decision: debug or info")
+	fs.IntVar(&o.tokenCache, "token-cache-size", authz.DefaultVerifierCacheSize, "verified tokens remembered, so a repeated token skips its signature check; 0 turns the cache off")
+	fs.StringVar(&o.grpcTLS.cert, "tls-cert", "", "PEM certificate chain: serve gRPC over TLS (needs --tls-key; re-read when it changes)")
+	fs.StringVar(&o.grpcTLS.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&o.grpcTLS.clientCA, "client-ca", "", "PEM CA bundle: require gRPC clients (Envoy) to present a certificate it signed, i.e. mutual TLS (needs --tls-cert; re-read when it changes)")
+	fs.StringVar(&o.httpTLS.cert, "http-tls-cert", "", "PEM certificate chain: serve /healthz, /readyz and /metrics over HTTPS (needs --http-tls-key)")
+	fs.StringVar(&o.httpTLS.key, "http-tls-key", "", "PEM private key of --http-tls-cert")
+	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM or SIGINT, how long to keep answering while reporting not ready, so load balancers notice")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after the drain delay, how long to wait for in-flight checks")
+	return fs
+}
+
+// serveFlags parses serve's command line; ok is false when serve should
+// stop with code.
+func (c *cli) serveFlags(args []string) (o *serveConfig, code int, ok bool) {
+	o = &serveConfig{}
+	if code, ok := c.parse(c.serveFlagSet(o), args); !ok {
+		return nil, code, false
 	}
-	tokenCache := fs.Int("token-cache-size", cacheDefault, "verified tokens remembered, so a repeated token skips its signature check; 0 turns the cache off (env "+envTokenCacheSize+")")
-	if code, ok := parse(fs, args); !ok {
+	if o.tokenCache < 0 {
+		fmt.Fprintf(c.stderr, "accessgate serve: --token-cache-size %d: want 0 (off) or more\n", o.tokenCache)
+		return nil, exitUsage, false
+	}
+	if o.drainDelay < 0 || o.shutdownTimeout < 0 {
+		fmt.Fprintln(c.stderr, "accessgate serve: --drain-delay and --shutdown-timeout cannot be negative")
+		return nil, exitUsage, false
+	}
+	if _, err := parseDecisionLevel(o.decisionLevel); err != nil {
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+		return nil, exitUsage, false
+	}
+	for _, err := range []error{
+		o.grpcTLS.check("tls-cert", "tls-key", "client-ca"),
+		o.httpTLS.check("http-tls-cert", "http-tls-key", ""),
+	} {
+		if err != nil {
+			fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
+			return nil, exitFail, false
+		}
+	}
+	return o, exitOK, true
+}
+
+// serve implements `accessgate serve`: load the policy file, listen, answer
+// until a stop signal (reloading on change and on SIGHUP), then drain.
+func (c *cli) serve(ctx context.Context, args []string) int {
+	o, code, ok := c.serveFlags(args)
+	if !ok {
 		return code
 	}
-	log, err := newLogger(*logLevel, *logFormat, c.stderr)
+	log, err := newLogger(o.logLevel, o.logFormat, c.stderr)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
 		return exitUsage
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	decisionLvl, err := parseDecisionLevel(*decisionLevel)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-		return exitUsage
-	}
-	if *tokenCache < 0 {
-		fmt.Fprintf(c.stderr, "accessgate serve: --token-cache-size %d: want 0 (off) or more\n", *tokenCache)
-		return exitUsage
-	}
-	if err := grpcTLS.check("tls-cert", "tls-key", "client-ca"); err != nil {
-		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-		return exitFail
-	}
-	if err := httpTLS.check("http-tls-cert", "http-tls-key", ""); err != nil {
-		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-		return exitFail
-	}
-	var grpcTLSConfig, httpTLSConfig *tls.Config
-	if grpcTLS.enabled() {
-		if grpcTLSConfig, err = serverTLS("grpc", grpcTLS, log.Named("tls")); err != nil {
-			fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-			return exitFail
-		}
-	}
-	if httpTLS.enabled() {
-		if httpTLSConfig, err = serverTLS("http", httpTLS, log.Named("tls")); err != nil {
-			fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
-			return exitFail
-		}
-	}
 
 	sigs := c.signals
 	if sigs == nil {
@@ -196,199 +106,120 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		sigs = ch
 	}
 
-	path := *config
-	var demo *demoFiles
-	if path == "" {
-		demo, err = writeDemo(time.Now())
-		if err != nil {
-			log.Error("demo mode", zap.Error(err))
-			return exitFail
-		}
-		defer os.RemoveAll(demo.dir)
-		path = demo.policy
-		log.Warn("demo mode, not for production", zap.String("config", path))
+	g, code := c.loadGate(ctx, o, log)
+	if g == nil {
+		return code
 	}
-	data, err := os.ReadFile(path)
+	defer g.close()
+	ls, err := g.listeners(o)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "accessgate serve: read policy file: %v\n", err)
+		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
 		return exitFail
 	}
-	set, err := policies.Parse(path, data)
-	if err != nil {
-		c.printLoadError(err)
+	if err := listen(ls); err != nil {
+		log.Error("listen", zap.Error(err))
 		return exitFail
 	}
+	failed := make(chan error, len(ls))
+	served := serveAll(ls, failed)
+	trigger, stopWatch := g.watchPolicy()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m := newMetrics()
-	g := &gate{log: log, path: path, metrics: m, ctx: ctx}
-	// The engine is built after the key manager it needs; the change hook
-	// may fire from a fetcher before that, hence keysChanged's atomic load.
-	km := jwks.New(log.Named("keys"), jwks.WithFetchHook(m.jwksFetched), jwks.WithChangeHook(g.keysChanged))
-	defer km.Close()
-	g.keys = km
-	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))
-	g.live.Store(g.engine)
-	g.load(set)
+	c.announce(g, o, ls)
+	code = g.waitForStop(ctx, sigs, failed, trigger)
+	g.drain(ls, o, sigs)
+	// Cancel first: a reload in progress may be waiting on a key fetch
+	// that the context bounds.
+	g.cancel()
+	stopWatch()
+	served.Wait()
+	log.Info("stopped")
+	return code
+}
 
-	gl, err := net.Listen("tcp", *grpcAddr)
-	if err != nil {
-		log.Error("listen grpc", zap.Error(err))
-		return exitFail
+// announce logs the start line and tells whoever asked (the demo's
+// newcomer, tests) where serve listens.
+func (c *cli) announce(g *gate, o *serveConfig, ls []*listener) {
+	fields := []zap.Field{zap.String("version", buildVersion()), zap.String("config", g.path)}
+	addrs := map[string]string{}
+	for _, l := range ls {
+		addrs[l.name] = l.l.Addr().String()
+		fields = append(fields, zap.String(l.name+"_addr", addrs[l.name]), zap.String(l.name+"_tls", tlsMode(l.tls)))
 	}
-	hl, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		gl.Close()
-		log.Error("listen http", zap.Error(err))
-		return exitFail
-	}
-
-	gopts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
-		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPingInterval, PermitWithoutStream: true}),
-	}
-	if grpcTLSConfig != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(grpcTLSConfig)))
-	}
-	gs := grpc.NewServer(gopts...)
-	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe), envoy.WithDecisionLevel(decisionLvl)).Register(gs)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if ok, why := g.ready(); !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready:", why)
-			return
+	fields = append(fields, zap.Int("token_cache_size", o.tokenCache), zap.String("decision_log_level", o.decisionLevel),
+		zap.Duration("drain_delay", o.drainDelay), zap.Duration("shutdown_timeout", o.shutdownTimeout))
+	g.log.Info("accessgate started", fields...)
+	if g.demo != nil {
+		for _, l := range ls {
+			if l.name == "http" {
+				g.demo.printIntro(c.stdout, l.l.Addr())
+			}
 		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /metrics", m.handler())
-	if demo != nil {
-		demo.register(mux, g.engine)
-	}
-	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http")), TLSConfig: httpTLSConfig}
-
-	serveErr := make(chan error, 2)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := gs.Serve(gl); err != nil {
-			serveErr <- fmt.Errorf("grpc: %w", err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		serve := hsrv.Serve
-		if httpTLSConfig != nil {
-			// The certificate comes from TLSConfig.GetCertificate.
-			serve = func(l net.Listener) error { return hsrv.ServeTLS(l, "", "") }
-		}
-		if err := serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- fmt.Errorf("http: %w", err)
-		}
-	}()
-
-	w, err := watch.New(path, data, watch.DefaultDebounce, log.Named("watch"))
-	if err != nil {
-		// Serving without hot reload beats not serving; SIGHUP still works.
-		log.Error("config file watch unavailable; reload with SIGHUP", zap.Error(err))
-	}
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	if w != nil {
-		go func() {
-			defer close(watchDone)
-			w.Run(watchCtx, g.reload)
-		}()
-	} else {
-		close(watchDone)
-	}
-
-	log.Info("accessgate started",
-		zap.String("version", buildVersion()),
-		zap.String("config", path),
-		zap.String("grpc_addr", gl.Addr().String()),
-		zap.String("grpc_tls", tlsMode(grpcTLS)),
-		zap.String("http_addr", hl.Addr().String()),
-		zap.String("http_tls", tlsMode(httpTLS)),
-		zap.Int("token_cache_size", *tokenCache),
-		zap.Stringer("decision_log_level", decisionLvl))
-	if demo != nil {
-		demo.printIntro(c.stdout, hl.Addr())
 	}
 	if c.started != nil {
-		c.started(gl.Addr().String(), hl.Addr().String())
+		c.started(addrs)
 	}
+}
 
-	code := exitOK
-loop:
+// waitForStop answers SIGHUP with a reload (trigger) until a stop signal,
+// the end of ctx or a failed listener, and returns the exit code.
+func (g *gate) waitForStop(ctx context.Context, sigs <-chan os.Signal, failed <-chan error, trigger func()) int {
 	for {
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				log.Info("SIGHUP: reloading config", zap.String("config", path))
-				if w != nil {
-					w.Trigger()
-				} else if data, err := os.ReadFile(path); err != nil {
-					log.Error("policy file unreadable, keeping previous config", zap.Error(err))
-				} else {
-					g.reload(data)
-				}
+				g.log.Info("SIGHUP: reloading config", zap.String("config", g.path))
+				trigger()
 				continue
 			}
-			log.Info("shutting down", zap.String("signal", s.String()))
-			break loop
+			g.log.Info("shutting down", zap.String("signal", s.String()))
+			return exitOK
 		case <-ctx.Done():
-			log.Info("shutting down")
-			break loop
-		case err := <-serveErr:
-			log.Error("server failed", zap.Error(err))
-			code = exitFail
-			break loop
+			g.log.Info("shutting down")
+			return exitOK
+		case err := <-failed:
+			g.log.Error("server failed", zap.Error(err))
+			return exitFail
 		}
 	}
+}
 
-	// Tell health checkers first (gRPC health and /readyz), so Envoy and
-	// load balancers stop sending new checks, then let the checks in
-	// flight finish, up to the deadline.
+// drain stops serving without losing a request (contract section 10,
+// rolling restarts). Health checkers hear first: gRPC health says
+// NOT_SERVING and /readyz 503, while every listener keeps answering for
+// the drain delay, so that Envoy and load balancers take the instance out
+// of rotation. Then the listeners stop accepting and finish what is in
+// flight within the shutdown timeout, after which what remains is cut. A
+// second stop signal ends the drain delay early (an impatient Ctrl-C).
+func (g *gate) drain(ls []*listener, o *serveConfig, sigs <-chan os.Signal) {
 	g.draining.Store(true)
-	hs.Shutdown()
-	stopped := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	deadline := time.NewTimer(*shutdownTimeout)
-	select {
-	case <-stopped:
-	case <-deadline.C:
-		log.Warn("shutdown deadline passed, closing remaining checks", zap.Duration("timeout", *shutdownTimeout))
-		gs.Stop()
-		<-stopped
+	g.health.Shutdown()
+	g.log.Info("draining: reporting not ready", zap.Duration("drain_delay", o.drainDelay))
+	delay := time.NewTimer(o.drainDelay)
+	defer delay.Stop()
+wait:
+	for {
+		select {
+		case <-delay.C:
+			break wait
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				g.log.Info("second stop signal: ending the drain delay", zap.String("signal", s.String()))
+				break wait
+			}
+		}
 	}
-	deadline.Stop()
-	hctx, hcancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	if err := hsrv.Shutdown(hctx); err != nil {
-		hsrv.Close()
+	g.log.Info("closing listeners", zap.Duration("shutdown_timeout", o.shutdownTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.stop(ctx)
+		}()
 	}
-	hcancel()
-	stopWatch()
-	<-watchDone
 	wg.Wait()
-	log.Info("stopped")
-	return code
 }
 
 // parseDecisionLevel parses --decision-log-level: debug (the default, off
@@ -412,4 +243,43 @@ func tlsMode(f tlsFiles) string {
 		return "tls"
 	}
 	return "off"
+}
+
+// errNoListener is listen's error for a listener without an address.
+var errNoListener = errors.New("no address")
+
+// listen opens every listener, or none: on an error the ones already open
+// are closed.
+func listen(ls []*listener) error {
+	for i, l := range ls {
+		var err error
+		if l.addr == "" {
+			err = errNoListener
+		} else {
+			l.l, err = net.Listen("tcp", l.addr)
+		}
+		if err != nil {
+			for _, open := range ls[:i] {
+				open.l.Close()
+			}
+			return fmt.Errorf("%s %s: %w", l.name, l.addr, err)
+		}
+	}
+	return nil
+}
+
+// serveAll serves every listener on a goroutine of its own; a listener that
+// fails reports on failed. The WaitGroup is done when all have returned.
+func serveAll(ls []*listener, failed chan<- error) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.serve(l.l); err != nil {
+				failed <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
+	}
+	return &wg
 }

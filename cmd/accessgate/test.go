@@ -14,7 +14,7 @@ import (
 // testFlagSet is test's flags, filling config.
 func (c *cli) testFlagSet(config *string) *flag.FlagSet {
 	fs := c.flagSet("test")
-	fs.StringVar(config, "config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
+	fs.StringVar(config, "config", "", "policy file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: accessgate test --config FILE TESTFILE...")
 		fs.PrintDefaults()
@@ -30,14 +30,19 @@ func (c *cli) testFlagSet(config *string) *flag.FlagSet {
 func (c *cli) test(ctx context.Context, args []string) int {
 	config := new(string)
 	fs := c.testFlagSet(config)
-	// The test files follow the flags, so flag.Parse stops at the first.
+	// The test files follow the flags: flag.Parse stops at the first, and
+	// the flags before it are parsed again with their variables.
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if *config == "" || fs.NArg() == 0 {
+	files := fs.Args()
+	if code, ok := c.parse(c.testFlagSet(config), args[:len(args)-len(files)]); !ok {
+		return code
+	}
+	if *config == "" || len(files) == 0 {
 		fmt.Fprintln(c.stderr, "accessgate test: --config and at least one test file are required")
 		return exitUsage
 	}
@@ -52,7 +57,7 @@ func (c *cli) test(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	passed, failed, invalid := 0, 0, false
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "accessgate test: %v\n", err)

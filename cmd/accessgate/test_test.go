@@ -68,7 +68,7 @@ func TestTestCommand(t *testing.T) {
 	}
 
 	code, out, errOut = runCLI(t, nil, "test", "--config", d.policy, invalid, passing)
-	if code != 1 || errOut != invalid+`:3:38: unknown key "verb" in request (want one of method, scheme, host, path, headers, source_ip, client_cert_verified)`+"\n" ||
+	if code != 1 || errOut != invalid+`:3:38: unknown key "verb" in request (want one of method, scheme, host, path, headers, source_ip, client_cert)`+"\n" ||
 		out != "ok alice is allowed\n1 passed, 0 failed\n" {
 		t.Errorf("test invalid: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

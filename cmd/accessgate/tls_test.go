@@ -45,13 +45,12 @@ func (ca testCA) issue(t *testing.T, cn string, server bool, notAfter time.Time)
 // pki is a CA, a server certificate for 127.0.0.1 and a client
 // certificate, written to a test folder.
 type pki struct {
-	dir                  string
-	ca                   testCA
-	caFile               string
-	certFile, keyFile    string // the server's
-	client               tls.Certificate
-	serverCN             string
-	clientFile, clientKF string
+	dir               string
+	ca                testCA
+	caFile            string
+	certFile, keyFile string // the server's
+	client            tls.Certificate
+	serverCN          string
 }
 
 func newPKI(t *testing.T) *pki {
@@ -266,7 +265,7 @@ func TestServeTLSFlagErrors(t *testing.T) {
 		{"cert without key", nil, []string{"--tls-cert", p.certFile}, "--tls-cert needs --tls-key"},
 		{"key without cert", nil, []string{"--tls-key", p.keyFile}, "--tls-key needs --tls-cert"},
 		{"client CA without cert", nil, []string{"--client-ca", p.caFile}, "--client-ca needs --tls-cert"},
-		{"cert without key from env", map[string]string{envTLSCert: p.certFile}, nil, "--tls-cert needs --tls-key"},
+		{"cert without key from env", map[string]string{envName("tls-cert"): p.certFile}, nil, "--tls-cert needs --tls-key"},
 		{"http cert without key", nil, []string{"--http-tls-cert", p.certFile}, "--http-tls-cert needs --http-tls-key"},
 		{"missing cert file", nil, []string{"--tls-cert", filepath.Join(p.dir, "nope.crt"), "--tls-key", p.keyFile}, "nope.crt"},
 		{"garbage cert", nil, []string{"--tls-cert", garbage, "--tls-key", p.keyFile}, "grpc tls: certificate and key"},
@@ -291,7 +290,7 @@ func TestServeTLSEnv(t *testing.T) {
 	d := demoDir(t)
 	p := newPKI(t)
 	s := startServe(t, loopbackEnv(map[string]string{
-		envTLSCert: p.certFile, envTLSKey: p.keyFile, envClientCA: p.caFile,
+		envName("tls-cert"): p.certFile, envName("tls-key"): p.keyFile, envName("client-ca"): p.caFile,
 	}), "--config", d.policy)
 	if _, err := checkOverTLS(t, s.grpcAddr, p.clientTLS(p.client), d); err != nil {
 		t.Errorf("Check over mTLS set from the environment: %v", err)
@@ -317,7 +316,7 @@ func TestServeGRPCTLSOnly(t *testing.T) {
 func TestServeHTTPTLS(t *testing.T) {
 	d := demoDir(t)
 	p := newPKI(t)
-	s := startServe(t, loopbackEnv(map[string]string{envHTTPTLSCert: p.certFile, envHTTPTLSKey: p.keyFile}), "--config", d.policy)
+	s := startServe(t, loopbackEnv(map[string]string{envName("http-tls-cert"): p.certFile, envName("http-tls-key"): p.keyFile}), "--config", d.policy)
 	client := &http.Client{
 		Transport: &http.Transport{TLSClientConfig: p.clientTLS(), DisableKeepAlives: true},
 		Timeout:   10 * time.Second,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 
 	"github.com/accessgate/accessgate/policies"
@@ -11,19 +12,25 @@ import (
 // on stderr and exit 1. It reads jwks_file key sets (they are part of the
 // file's validity) but fetches nothing.
 func (c *cli) validate(args []string) int {
-	fs := c.flagSet("validate")
-	config := fs.String("config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
-	if code, ok := parse(fs, args); !ok {
+	var config string
+	if code, ok := c.parse(c.validateFlagSet(&config), args); !ok {
 		return code
 	}
-	if *config == "" {
+	if config == "" {
 		fmt.Fprintln(c.stderr, "accessgate validate: --config is required")
 		return exitUsage
 	}
-	if _, err := policies.Load(*config); err != nil {
+	if _, err := policies.Load(config); err != nil {
 		c.printLoadError(err)
 		return exitFail
 	}
 	fmt.Fprintln(c.stdout, "ok")
 	return exitOK
+}
+
+// validateFlagSet is validate's flags.
+func (c *cli) validateFlagSet(config *string) *flag.FlagSet {
+	fs := c.flagSet("validate")
+	fs.StringVar(config, "config", "", "policy file")
+	return fs
 }

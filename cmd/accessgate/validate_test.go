@@ -62,11 +62,11 @@ func TestEnvFallback(t *testing.T) {
 		args     []string
 		wantCode int
 	}{
-		{name: "env only, valid", env: map[string]string{envConfig: d.policy}, args: []string{"validate"}, wantCode: 0},
-		{name: "env only, invalid", env: map[string]string{envConfig: bad}, args: []string{"validate"}, wantCode: 1},
-		{name: "flag beats env", env: map[string]string{envConfig: bad}, args: []string{"validate", "--config", d.policy}, wantCode: 0},
-		{name: "flag beats env, other way", env: map[string]string{envConfig: d.policy}, args: []string{"validate", "--config", bad}, wantCode: 1},
-		{name: "bad log level from env", env: map[string]string{envConfig: d.policy, envLogLevel: "loud"}, args: []string{"serve"}, wantCode: exitUsage},
+		{name: "env only, valid", env: map[string]string{envName("config"): d.policy}, args: []string{"validate"}, wantCode: 0},
+		{name: "env only, invalid", env: map[string]string{envName("config"): bad}, args: []string{"validate"}, wantCode: 1},
+		{name: "flag beats env", env: map[string]string{envName("config"): bad}, args: []string{"validate", "--config", d.policy}, wantCode: 0},
+		{name: "flag beats env, other way", env: map[string]string{envName("config"): d.policy}, args: []string{"validate", "--config", bad}, wantCode: 1},
+		{name: "bad log level from env", env: map[string]string{envName("config"): d.policy, envName("log-level"): "loud"}, args: []string{"serve"}, wantCode: exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,23 +40,27 @@ func TestEnvoyValidate(t *testing.T) {
 	}
 }
 
+// cookie is a Cookie header carrying tok as the Access cookie.
+func cookie(tok string) string { return "theme=dark; CF_Authorization=" + tok }
+
+// unreached asserts that e's origin saw nothing during f.
+func (e *env) unreached(t *testing.T, f func()) {
+	t.Helper()
+	before := e.origin.hits.Load()
+	f()
+	if n := e.origin.hits.Load() - before; n != 0 {
+		t.Errorf("the origin was reached %d times, want 0", n)
+	}
+}
+
 // TestThroughEnvoy sends real HTTP through the real Envoy to accessgate and
-// the origin. The last subtest stops accessgate.
+// the origin. Its subtests change nothing in the stack, so any one runs
+// alone (-run) or in any order.
 func TestThroughEnvoy(t *testing.T) {
 	e := newEnv(t)
 	alice := e.keys.token(t, "alice@example.com", time.Hour)
 	bob := e.keys.token(t, "bob@contractor.example.com", time.Hour)
-	cookie := func(tok string) string { return "theme=dark; CF_Authorization=" + tok }
-
-	// unreached asserts that the origin saw nothing during f.
-	unreached := func(t *testing.T, f func()) {
-		t.Helper()
-		before := e.origin.hits.Load()
-		f()
-		if n := e.origin.hits.Load() - before; n != 0 {
-			t.Errorf("the origin was reached %d times, want 0", n)
-		}
-	}
+	unreached := e.unreached
 	// corsFor asserts the CORS headers accessgate adds for an allowed Origin.
 	corsFor := func(t *testing.T, r *response) {
 		t.Helper()
@@ -344,30 +348,35 @@ func TestThroughEnvoy(t *testing.T) {
 		})
 	})
 
-	// Must stay last: it stops accessgate.
-	t.Run("accessgate down: Envoy fails closed", func(t *testing.T) {
-		e.accessgate.stop(t)
-		unreached(t, func() {
-			for _, c := range []struct {
-				method string
-				hdr    map[string]string
-			}{
-				{http.MethodGet, map[string]string{"Cookie": cookie(alice)}},
-				{http.MethodGet, nil},
-				{http.MethodOptions, map[string]string{"Origin": e.pageOrigin(), "Access-Control-Request-Method": "PUT"}},
-			} {
-				r := e.send(t, c.method, "/api/items", c.hdr)
-				if r.StatusCode != http.StatusServiceUnavailable {
-					t.Errorf("%s with %v: status = %d, want 503 (status_on_error)", c.method, c.hdr, r.StatusCode)
-				}
+}
+
+// TestEnvoyFailsClosed: with accessgate stopped, Envoy denies everything
+// that needs a decision (status_on_error 503) and still answers its own
+// health route.
+func TestEnvoyFailsClosed(t *testing.T) {
+	e := newEnv(t)
+	alice := e.keys.token(t, "alice@example.com", time.Hour)
+	stop(t, e.accessgate)
+	e.unreached(t, func() {
+		for _, c := range []struct {
+			method string
+			hdr    map[string]string
+		}{
+			{http.MethodGet, map[string]string{"Cookie": cookie(alice)}},
+			{http.MethodGet, nil},
+			{http.MethodOptions, map[string]string{"Origin": e.pageOrigin(), "Access-Control-Request-Method": "PUT"}},
+		} {
+			r := e.send(t, c.method, "/api/items", c.hdr)
+			if r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("%s with %v: status = %d, want 503 (status_on_error)", c.method, c.hdr, r.StatusCode)
 			}
-			// The bypass path is accessgate's decision too: closed as well.
-			if r := e.send(t, http.MethodGet, "/public/status", nil); r.StatusCode == http.StatusOK {
-				t.Errorf("bypass path with accessgate down: status 200, want a denial")
-			}
-		})
-		if r := e.send(t, http.MethodGet, "/envoy-health", nil); r.StatusCode != http.StatusOK {
-			t.Errorf("/envoy-health with accessgate down: status = %d, want 200", r.StatusCode)
+		}
+		// The bypass path is accessgate's decision too: closed as well.
+		if r := e.send(t, http.MethodGet, "/public/status", nil); r.StatusCode == http.StatusOK {
+			t.Errorf("bypass path with accessgate down: status 200, want a denial")
 		}
 	})
+	if r := e.send(t, http.MethodGet, "/envoy-health", nil); r.StatusCode != http.StatusOK {
+		t.Errorf("/envoy-health with accessgate down: status = %d, want 200", r.StatusCode)
+	}
 }

@@ -13,7 +13,7 @@
 package e2e
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
+	"github.com/accessgate/accessgate/test/internal/proc"
 	"github.com/accessgate/accessgate/test/testkit"
 )
 
@@ -116,10 +116,7 @@ func accessgatePath(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "accessgate")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/accessgate/accessgate/cmd/accessgate").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/accessgate: %w\n%s", err, out)
-		}
+		buildErr = proc.Build("github.com/accessgate/accessgate/cmd/accessgate", binPath)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -130,113 +127,52 @@ func accessgatePath(t *testing.T) string {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
-// logBuffer collects a process's output; safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// proc is a child process in its own process group, stopped at test end.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *logBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
-	once sync.Once
-}
-
-func start(t *testing.T, name, bin string, args ...string) *proc {
+// start runs bin in a process group of its own, stopped at test end; its
+// output is printed when the test fails (always with E2E_LOGS=1).
+func start(t *testing.T, name, bin string, args ...string) *proc.Proc {
 	t.Helper()
-	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	// One log line per accessgate decision, printed when a test fails.
-	p.cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug")
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// Its own group, so a launcher (the pip `envoy` is a pyenv shim) and
-	// the real binary stop together.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	cmd := exec.Command(bin, args...)
+	// One log line per accessgate decision, printed when a test fails;
+	// no drain delay, so that stopping accessgate at a test's end takes
+	// no time (a test of the drain gives --drain-delay, which beats the
+	// variable).
+	cmd.Env = append(os.Environ(), "ACCESSGATE_LOG_LEVEL=debug", "ACCESSGATE_DRAIN_DELAY=0s")
+	p, err := proc.Start(name, cmd, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		p.stop(t)
+		stop(t, p)
 		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
-			t.Logf("---- %s output ----\n%s", name, p.out.String())
+			t.Logf("---- %s output ----\n%s", name, p.Out.String())
 		}
 	})
 	return p
 }
 
-// stop sends SIGTERM to the process group and waits, then SIGKILL.
-func (p *proc) stop(t *testing.T) {
-	p.once.Do(func() {
-		pgid := p.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s did not stop within 10s of SIGTERM; killing it", p.name)
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
+// stop stops p: SIGTERM to its group, SIGKILL after 10 s, which fails the
+// test.
+func stop(t *testing.T, p *proc.Proc) {
+	if p.Stop(10 * time.Second) {
+		t.Errorf("%s did not stop within 10s of SIGTERM; killed it", p.Name)
+	}
 }
 
-// waitFor polls url until ok accepts the response, the process exits or the
-// deadline passes.
-func waitFor(t *testing.T, p *proc, url string, ok func(*http.Response, []byte) bool) {
+// waitFor polls url until ok accepts the response, the process exits or 30
+// s pass.
+func waitFor(t *testing.T, p *proc.Proc, url string, ok func(*http.Response, []byte) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 2 * time.Second}
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if ok(resp, body) {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before %s was ready (last: %s)", p.name, p.err, url, last)
-		case <-ctx.Done():
-			t.Fatalf("%s not ready at %s within 30s (last: %s)", p.name, url, last)
-		case <-tick.C:
-		}
+	if err := proc.WaitHTTP(ctx, p, url, ok); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -345,8 +281,8 @@ type env struct {
 	host       string // the application's host, sent as Host with Envoy's port
 	keys       *keys
 	origin     *origin
-	accessgate *proc
-	envoy      *proc
+	accessgate *proc.Proc
+	envoy      *proc.Proc
 	envoyPort  int
 	webPort    int
 	client     *http.Client
@@ -357,6 +293,10 @@ type env struct {
 	agArgs        []string
 	bootstrapFile string
 	rewrite       func(t *testing.T, cfg []byte) []byte
+	// policy replaces policyTemplate (same {{...}} placeholders); files
+	// are written next to it before accessgate starts.
+	policy string
+	files  map[string][]byte
 }
 
 func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", e.host, e.envoyPort) }
@@ -423,7 +363,10 @@ func newEnvWith(t *testing.T, setup func(*env)) *env {
 		"{{APP}}", appHost,
 		"{{AUD}}", audience,
 		"{{PAGE}}", e.pageOrigin(),
-	).Replace(policyTemplate)
+	).Replace(cmp.Or(e.policy, policyTemplate))
+	for name, data := range e.files {
+		write(t, filepath.Join(dir, name), data)
+	}
 	policyFile := filepath.Join(dir, "policy.yaml")
 	write(t, policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), e.keys.jwks)

@@ -125,7 +125,7 @@ func TestThroughEnvoyMTLS(t *testing.T) {
 		t.Errorf("the origin was reached %d times without a token, want 0", n)
 	}
 
-	if logs := e.accessgate.out.String(); !strings.Contains(logs, `"grpc_tls":"mtls"`) {
+	if logs := e.accessgate.Out.String(); !strings.Contains(logs, `"grpc_tls":"mtls"`) {
 		t.Errorf("accessgate did not start with mTLS:\n%s", logs)
 	}
 }

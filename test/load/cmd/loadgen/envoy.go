@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
+	"github.com/accessgate/accessgate/test/internal/proc"
 )
 
 // The ext_authz filter and its per-route switch in envoy/envoy.yaml, cut out
@@ -58,10 +58,8 @@ func withoutExtAuthz(yaml []byte) ([]byte, error) {
 
 // envoyProc is a running Envoy and the loopback port of its listener.
 type envoyProc struct {
-	cmd  *exec.Cmd
+	*proc.Proc
 	port int
-	out  *tail
-	done chan struct{}
 }
 
 // startEnvoy runs Envoy on bootstrap (envoy/envoy.yaml, addresses
@@ -69,11 +67,11 @@ type envoyProc struct {
 // gateAddr and requests to originPort, and waits for a request through it
 // to succeed.
 func startEnvoy(bin, dir, name string, bootstrap []byte, authz bool, gateAddr string, originPort int, probe func(port int) error) (*envoyProc, error) {
-	lport, err := freePort()
+	lport, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	aport, err := freePort()
+	aport, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -100,46 +98,35 @@ func startEnvoy(bin, dir, name string, bootstrap []byte, authz bool, gateAddr st
 	if err := os.WriteFile(file, cfg, 0o600); err != nil {
 		return nil, err
 	}
-	p := &envoyProc{port: lport, out: &tail{}, done: make(chan struct{})}
 	// --concurrency 2: one worker per core of the benchmark machine.
-	p.cmd = exec.Command(bin, "-c", file, "--disable-hot-restart", "--concurrency", "2", "--log-level", "error")
-	p.cmd.Stderr = p.out
-	p.cmd.Stdout = io.Discard // the access log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, "-c", file, "--disable-hot-restart", "--concurrency", "2", "--log-level", "error")
+	cmd.Stdout = io.Discard // the access log
+	pr, err := proc.Start(name, cmd, &proc.Output{Max: 16 << 10})
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
+	p := &envoyProc{Proc: pr, port: lport}
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := probe(lport)
 		if err == nil {
 			return p, nil
 		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("envoy %s not ready within 30s (%v): %s", name, err, p.out.b)
-		}
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("envoy %s exited: %s", name, p.out.b)
-		case <-time.After(100 * time.Millisecond):
+		case <-p.Done():
+			return nil, fmt.Errorf("envoy %s exited: %s", name, p.Out)
+		case <-deadline.C:
+			p.stop()
+			return nil, fmt.Errorf("envoy %s not ready within 30s (%v): %s", name, err, p.Out)
+		case <-tick.C:
 		}
 	}
 }
 
-func (p *envoyProc) stop() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
+func (p *envoyProc) stop() { p.Stop(10 * time.Second) }
 
 // startOrigin serves a small 200 answer on loopback, as a fast upstream.
 func startOrigin() (*http.Server, int, error) {

@@ -1,98 +1,42 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // heap profiles of the server under test, on loopback
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/accessgate/accessgate/authz"
-	"github.com/accessgate/accessgate/envoy"
-	"github.com/accessgate/accessgate/jwks"
-	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/test/internal/proc"
 	"github.com/accessgate/accessgate/test/load/emptyauthz"
 )
 
-// serve is the child process: `loadgen serve -kind empty|gate`. It listens
-// on loopback ports of its own choosing and prints them as its first line
-// of output: "grpc=ADDR debug=ADDR". It exits on SIGTERM or when its stdin
-// closes, so it never outlives the load generator.
-//
-// The gate is wired as cmd/accessgate wires it (key manager, engine with
-// the token cache bound, the envoy adapter, gRPC health), with decision
-// logging off as at the default info level, plus a loopback debug server
-// for heap profiles and memory statistics.
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	kind := fs.String("kind", "gate", "empty or gate")
-	config := fs.String("config", "", "policy file (gate)")
-	cache := fs.Int("cache", authz.DefaultVerifierCacheSize, "verified-token cache bound (gate)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+// serveEmpty is the child process `loadgen serve-empty`: the empty
+// ext_authz server on a loopback port of its own choosing, printed as its
+// first line of output ("grpc=ADDR"). It exits on SIGTERM or when its stdin
+// closes, so it never outlives the load generator. Its gRPC options are
+// accessgate's defaults that matter for throughput (stream limit); the
+// rest is grpc-go's.
+func serveEmpty() error {
 	g := grpc.NewServer(grpc.MaxConcurrentStreams(1024))
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
-	switch *kind {
-	case "empty":
-		emptyauthz.Register(g)
-	case "gate":
-		set, err := policies.Load(*config)
-		if err != nil {
-			return err
-		}
-		km := jwks.New(zap.NewNop())
-		defer km.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		km.Sync(ctx, set)
-		cancel()
-		if missing := km.Ready(set); len(missing) > 0 {
-			return fmt.Errorf("no keys for issuers %v", missing)
-		}
-		e := authz.New(km, authz.WithTokenCache(*cache))
-		e.Swap(set)
-		envoy.NewServer(e, zap.NewNop()).Register(g)
-	default:
-		return fmt.Errorf("unknown kind %q", *kind)
-	}
+	emptyauthz.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	dlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	http.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("gc") == "1" {
-			runtime.GC()
-		}
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		_ = json.NewEncoder(w).Encode(memStats{HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, Sys: m.Sys, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine()})
-	})
-	go func() { _ = http.Serve(dlis, nil) }()
 	go func() { _ = g.Serve(lis) }()
-	fmt.Printf("grpc=%s debug=%s\n", lis.Addr(), dlis.Addr())
+	fmt.Printf("grpc=%s\n", lis.Addr())
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -109,228 +53,139 @@ func serve(args []string) error {
 	return nil
 }
 
-// memStats is what a child's /memstats reports.
-type memStats struct {
-	HeapInuse, HeapAlloc, Sys uint64
-	NumGC                     uint32
-	Goroutines                int
+// server is a running server process under load: the empty server or the
+// accessgate binary.
+type server struct {
+	*proc.Proc
+	grpcAddr string
+	httpAddr string // accessgate's /healthz, /readyz, /metrics; "" for the empty server
+	stdin    io.Closer
 }
 
-// child is a running server process.
-type child struct {
-	name       string
-	cmd        *exec.Cmd
-	stdin      io.WriteCloser
-	grpcAddr   string
-	debugAddr  string // "" for a process without the debug server
-	httpAddr   string // accessgate's /metrics listener (startBinary only)
-	done       chan struct{}
-	waitErr    error
-	stderrTail *tail
-}
-
-// tail keeps the last bytes written to it, for error messages.
-type tail struct{ b []byte }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
+// stop stops the server, killing it after 10 s.
+func (s *server) stop() {
+	if s.stdin != nil {
+		s.stdin.Close()
 	}
-	return len(p), nil
+	s.Stop(10 * time.Second)
 }
 
-// startServe starts `loadgen serve` with args and waits (at most 30 s) for
-// its address line.
-func startServe(name string, args ...string) (*child, error) {
+// startEmpty starts `loadgen serve-empty` (this binary) and waits, at most
+// 30 s, for its address line.
+func startEmpty() (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	c := &child{name: name, cmd: exec.Command(self, append([]string{"serve"}, args...)...), done: make(chan struct{}), stderrTail: &tail{}}
-	c.cmd.Stderr = c.stderrTail
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	out, err := c.cmd.StdoutPipe()
+	cmd := exec.Command(self, "serve-empty")
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := c.cmd.Start(); err != nil {
+	p, err := proc.Start("empty", cmd, nil)
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.done)
-	}()
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- s
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case s := <-line:
-		for _, f := range strings.Fields(s) {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "grpc":
-				c.grpcAddr = v
-			case "debug":
-				c.debugAddr = v
-			}
+	s := &server{Proc: p, stdin: stdin}
+	defer func() {
+		if s.grpcAddr == "" {
+			s.stop()
 		}
-		if c.grpcAddr == "" {
-			c.stop()
-			return nil, fmt.Errorf("%s: no address line (%q): %s", name, s, c.stderrTail.b)
-		}
-		return c, nil
-	case <-time.After(30 * time.Second):
-		c.stop()
-		return nil, fmt.Errorf("%s: not ready within 30s: %s", name, c.stderrTail.b)
-	}
-}
-
-// startBinary runs the real accessgate binary (`serve --config`) on free
-// loopback ports and waits for /readyz. It has no debug server: RSS only.
-func startBinary(bin, config string) (*child, error) {
-	grpcPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	c := &child{name: "accessgate-binary", done: make(chan struct{}), stderrTail: &tail{}}
-	c.cmd = exec.Command(bin, "serve", "--config", config,
-		"--grpc-addr", "127.0.0.1:"+strconv.Itoa(grpcPort), "--http-addr", "127.0.0.1:"+strconv.Itoa(httpPort),
-		"--log-level", "info")
-	c.cmd.Stdout, c.cmd.Stderr = c.stderrTail, c.stderrTail
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.done)
 	}()
-	c.grpcAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
-	c.httpAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
-	url := "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/readyz"
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c, nil
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if line, _, ok := strings.Cut(p.Out.String(), "\n"); ok {
+			addr, found := strings.CutPrefix(line, "grpc=")
+			if !found {
+				return nil, fmt.Errorf("empty server: no address line: %q", line)
 			}
+			s.grpcAddr = addr
+			return s, nil
 		}
 		select {
-		case <-c.done:
-			return nil, fmt.Errorf("accessgate exited (%v): %s", c.waitErr, c.stderrTail.b)
-		case <-time.After(50 * time.Millisecond):
+		case <-p.Done():
+			return nil, fmt.Errorf("empty server exited (%v): %s", p.Err(), p.Out)
+		case <-deadline.C:
+			return nil, fmt.Errorf("empty server: no address within 30s: %s", p.Out)
+		case <-tick.C:
 		}
 	}
-	c.stop()
-	return nil, fmt.Errorf("accessgate not ready within 30s: %s", c.stderrTail.b)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// startAccessgate runs the accessgate binary, `serve --config config`, as
+// shipped (metrics, info logging, gRPC options) plus args, on free loopback
+// ports, and waits up to 30 s for /readyz. Its drain delay is 0, so that
+// stopping it between runs takes no time.
+func startAccessgate(name, bin, config string, args ...string) (*server, error) {
+	grpcPort, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort), httpAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}
+	cmd := exec.Command(bin, append([]string{"serve", "--config", config,
+		"--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--log-level", "info", "--drain-delay", "0s"}, args...)...)
+	// The log's tail is enough for an error message.
+	if s.Proc, err = proc.Start(name, cmd, &proc.Output{Max: 16 << 10}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = proc.WaitHTTP(ctx, s.Proc, "http://"+s.httpAddr+"/readyz", func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w: %s", err, s.Out)
+	}
+	return s, nil
+}
+
+// accessgateBinary returns bin, or builds ./cmd/accessgate into dir when
+// bin is "".
+func accessgateBinary(bin, dir string) (string, error) {
+	if bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", err
+		}
+		return bin, nil
+	}
+	bin = filepath.Join(dir, "accessgate")
+	fmt.Println("building ./cmd/accessgate...")
+	if err := proc.Build("github.com/accessgate/accessgate/cmd/accessgate", bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// cpuWindow measures the CPU time a server uses over a window.
+type cpuWindow struct {
+	pid   int
+	start time.Duration
+	err   error
+}
+
+func startCPU(s *server) *cpuWindow {
+	c := &cpuWindow{pid: s.Pid()}
+	c.start, c.err = proc.CPUTime(c.pid)
+	return c
+}
+
+// perRequest is the CPU time used since startCPU divided by n requests.
+func (c *cpuWindow) perRequest(n int64) (time.Duration, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if n == 0 {
+		return 0, errors.New("no requests")
+	}
+	end, err := proc.CPUTime(c.pid)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// stop sends SIGTERM to the child's process group and waits up to 10 s,
-// then kills it.
-func (c *child) stop() {
-	if c.cmd.Process == nil {
-		return
-	}
-	if c.stdin != nil {
-		c.stdin.Close()
-	}
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
-	}
-}
-
-// rss returns the child's resident set size and its peak, from
-// /proc/PID/status (Linux).
-func (c *child) rss() (cur, peak uint64, err error) {
-	return procRSS(c.cmd.Process.Pid)
-}
-
-func procRSS(pid int) (cur, peak uint64, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))
-		n, _ := strconv.ParseUint(v, 10, 64)
-		switch k {
-		case "VmRSS":
-			cur = n << 10
-		case "VmHWM":
-			peak = n << 10
-		}
-	}
-	if cur == 0 {
-		return 0, 0, errors.New("no VmRSS in /proc status")
-	}
-	return cur, peak, nil
-}
-
-// memstats fetches the child's /memstats (gc=true forces a GC first).
-func (c *child) memstats(gc bool) (memStats, error) {
-	var m memStats
-	if c.debugAddr == "" {
-		return m, errors.New("no debug server")
-	}
-	url := "http://" + c.debugAddr + "/memstats"
-	if gc {
-		url += "?gc=1"
-	}
-	resp, err := http.Get(url)
-	if err != nil {
-		return m, err
-	}
-	defer resp.Body.Close()
-	return m, json.NewDecoder(resp.Body).Decode(&m)
-}
-
-// heapProfile saves the child's heap profile (after a GC) to file.
-func (c *child) heapProfile(file string) error {
-	if c.debugAddr == "" {
-		return errors.New("no debug server")
-	}
-	resp, err := http.Get("http://" + c.debugAddr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return (end - c.start) / time.Duration(n), nil
 }
