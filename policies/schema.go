@@ -170,25 +170,6 @@ var parserObjects = map[string]string{
 	"cookie":        "cookie",
 }
 
-// pendingKeys are keys (object.key) and objects of the policy file that
-// the schema describes while this build's parser does not read them yet:
-// the contract's revision-2 and sign-in keys, which the parser gains in a
-// change made alongside this one. TestSchemaMatchesParser lets only these
-// be missing from the parser; once the parser reads them the entries are
-// no longer used and can go.
-var pendingKeys = map[string]bool{
-	"policy_file.client_certificate_authorities": true,
-	"policy_file.login":                          true,
-	"application.case_sensitive_paths":           true,
-	"application.session_duration":               true,
-	"application.cookie":                         true,
-	"application.allowed_providers":              true,
-	"selector.common_name":                       true,
-	"login":                                      true,
-	"provider":                                   true,
-	"cookie":                                     true,
-}
-
 // Schema returns the JSON Schema (draft 2020-12) of the policy file,
 // indented, with a trailing newline.
 func Schema() []byte {
