@@ -1,17 +1,19 @@
 package authz
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/accessgate/accessgate/policies"
 )
 
-// The identity headers accessgate owns on the upstream request. Whatever of
-// them is not set by a forward is removed, so a client can never spoof them
-// (contract section 4). Envoy applies removals after sets, so a header set
-// by a decision must never be in its removal list: hence one precomputed
-// list per combination, shared read-only by every decision.
+// The headers accessgate owns on the upstream request (contract section 4).
+// Whatever of them a forward does not set is removed, so a client can never
+// spoof them. Envoy applies removals after sets, so a header set by a
+// decision must never be in its removal list: hence one precomputed list per
+// combination, each derived from ownedHeaders and shared read-only by every
+// decision.
 const (
 	hdrUserEmail    = "cf-access-authenticated-user-email"
 	hdrJWTAssertion = "cf-access-jwt-assertion"
@@ -20,12 +22,36 @@ const (
 	hdrAccessToken  = "cf-access-token"
 )
 
+// tokenHeaders are the request headers an Access token is read from, in the
+// order tokenFrom reads them (after the CF_Authorization cookie, before
+// Authorization: Bearer). Adding a token source is one edit here: tokenFrom
+// reads it and every removal list below drops it (TestOwnedHeadersOneList).
+var tokenHeaders = []string{hdrJWTAssertion, hdrAccessToken}
+
+// ownedHeaders is every header a client must never pass to the origin
+// unless a forward sets it: the identity headers, the token headers and the
+// service-token pair.
+var ownedHeaders = slices.Concat([]string{hdrUserEmail}, tokenHeaders, []string{hdrClientID, hdrClientSecret})
+
+// The removal lists, named by what a forward keeps (sets) in their place.
 var (
-	removeAll        = []string{hdrUserEmail, hdrJWTAssertion, hdrClientID, hdrClientSecret, hdrAccessToken}
-	removeButToken   = []string{hdrClientID, hdrClientSecret, hdrAccessToken}
-	removeButEmailLn = []string{hdrUserEmail, hdrClientID, hdrClientSecret, hdrAccessToken}
-	removeButClient  = []string{hdrUserEmail, hdrJWTAssertion, hdrClientSecret, hdrAccessToken}
+	removeKeepingNothing       = ownedExcept()
+	removeKeepingEmailAndToken = ownedExcept(hdrUserEmail, hdrJWTAssertion)
+	removeKeepingToken         = ownedExcept(hdrJWTAssertion)
+	removeKeepingClientID      = ownedExcept(hdrClientID)
 )
+
+// ownedExcept returns ownedHeaders without keep, at full capacity (so an
+// append to the shared slice always copies).
+func ownedExcept(keep ...string) []string {
+	out := make([]string, 0, len(ownedHeaders))
+	for _, h := range ownedHeaders {
+		if !slices.Contains(keep, h) {
+			out = append(out, h)
+		}
+	}
+	return slices.Clip(out)
+}
 
 const (
 	hdrContentType     = "content-type"
@@ -37,7 +63,11 @@ const (
 	noStore            = "no-store"
 )
 
-// badRequestDecision is the 400 answer for a malformed request.
+// badRequestDecision is the 400 answer for a malformed request. It carries
+// Vary: Origin, always: a 400 is mostly decided before an application is
+// chosen, so it cannot tell whether the application has cors, and a shared
+// cache must never serve it to another origin (section 4, revision 3). It
+// carries no other CORS header.
 var badRequestDecision = Decision{
 	Verdict: Deny,
 	Status:  400,
@@ -45,6 +75,7 @@ var badRequestDecision = Decision{
 	ResponseHeaders: []Header{
 		{Key: hdrContentType, Value: contentJSON},
 		{Key: hdrCacheControl, Value: noStore},
+		{Key: hdrVary, Value: varyOrigin, Append: true},
 	},
 	Body: `{"error":"bad_request","reason":"bad_request"}`,
 }
@@ -71,18 +102,22 @@ func forward(r *Request, app *policies.Application, reason Reason, policy string
 		// forwards without allocating.
 		d.Headers = id.forwardHeaders()
 		if id.Email != "" {
-			d.HeadersToRemove = removeButToken
+			d.HeadersToRemove = removeKeepingEmailAndToken
 		} else {
-			d.HeadersToRemove = removeButEmailLn
+			d.HeadersToRemove = removeKeepingToken
 		}
 	case svc != nil:
 		d.Headers = []Header{{Key: hdrClientID, Value: svc.ClientID}}
-		d.HeadersToRemove = removeButClient
+		d.HeadersToRemove = removeKeepingClientID
 	default:
-		d.HeadersToRemove = removeAll
+		d.HeadersToRemove = removeKeepingNothing
 	}
-	if app != nil && app.CORS != nil && r.Headers[hdrOrigin] != "" {
-		d.ResponseHeaders = appendCORS(make([]Header, 0, 4), r, app)
+	if hasCORS(app) {
+		if r.Headers[hdrOrigin] != "" {
+			d.ResponseHeaders = appendCORS(make([]Header, 0, 4), r, app)
+		} else {
+			d.ResponseHeaders = varyOriginAppended
+		}
 	}
 	return d
 }
@@ -104,7 +139,7 @@ func forbidden(r *Request, app *policies.Application, reason Reason, policy stri
 	}
 	if app != nil {
 		d.Application = app.Name
-		if app.CORS != nil {
+		if hasCORS(app) {
 			// forbidden*Headers are at full capacity: the append copies.
 			d.ResponseHeaders = appendCORS(d.ResponseHeaders, r, app)
 		}
@@ -116,6 +151,8 @@ func forbidden(r *Request, app *policies.Application, reason Reason, policy stri
 var (
 	forbiddenJSONHeaders = []Header{{Key: hdrContentType, Value: contentJSON}, {Key: hdrCacheControl, Value: noStore}}
 	forbiddenHTMLHeaders = []Header{{Key: hdrContentType, Value: contentHTML}, {Key: hdrCacheControl, Value: noStore}}
+	// varyOriginAppended is a CORS application's forward without Origin.
+	varyOriginAppended = []Header{{Key: hdrVary, Value: varyOrigin, Append: true}}
 )
 
 // forbiddenBodies holds the 403 bodies of every reason code, built once.
@@ -152,15 +189,21 @@ func buildForbiddenPage(reason Reason) string {
 }
 
 // unauthenticated answers a request without a valid Access token: a 302 to
-// the login page for a browser navigation (when the application redirects),
-// else a 401 with JSON a web app can read cross-origin (contract section 4).
-func unauthenticated(r *Request, app *policies.Application, host string, reason Reason, api bool) Decision {
+// the login page for a browser navigation (when the application redirects
+// and no service token was presented), else a 401 with JSON a web app can
+// read cross-origin (contract section 4). A 302 of a CORS application
+// carries Vary: Origin and no other CORS header.
+func unauthenticated(r *Request, app *policies.Application, host string, reason Reason, serviceTokenPresented bool) Decision {
 	d := Decision{Verdict: Deny, Reason: reason, Application: app.Name}
-	if !api && app.Unauthenticated == policies.UnauthRedirect && isNavigation(r) {
+	if !serviceTokenPresented && app.Unauthenticated == policies.UnauthRedirect && isNavigation(r) {
 		d.Status = 302
-		d.ResponseHeaders = []Header{
-			{Key: hdrLocation, Value: app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))},
-			{Key: hdrCacheControl, Value: noStore},
+		d.ResponseHeaders = make([]Header, 0, 3)
+		d.ResponseHeaders = append(d.ResponseHeaders,
+			Header{Key: hdrLocation, Value: app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))},
+			Header{Key: hdrCacheControl, Value: noStore},
+		)
+		if hasCORS(app) {
+			d.ResponseHeaders = append(d.ResponseHeaders, Header{Key: hdrVary, Value: varyOrigin, Append: true})
 		}
 		return d
 	}

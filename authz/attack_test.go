@@ -203,7 +203,7 @@ func TestAttackLoginRedirect(t *testing.T) {
 	}{
 		{"plain", app, "/api", nil, app, orig},
 		{"path double slash", app, "//evil.com", nil, app, "https://app.example.com//evil.com"},
-		{"path backslash", app, `/\evil.com`, nil, app, `https://app.example.com/\evil.com`},
+		{"path backslash", app, `/\evil.com`, nil, "", ""}, // 400: a raw backslash
 		{"path at", app, "/@evil.com", nil, app, "https://app.example.com/@evil.com"},
 		{"path encoded at", app, "/%40evil.com", nil, app, "https://app.example.com/%40evil.com"},
 		{"path scheme-relative triple", app, "///evil.com/%2e", nil, "", ""}, // 400
@@ -299,9 +299,22 @@ func TestAttackHostTricks(t *testing.T) {
 		{"IPv6 empty", "[]", "/", 400, ReasonBadRequest, ""},
 		{"IPv6 bare", "::1", "/", 400, ReasonBadRequest, ""},
 		{"trailing dot", "app.example.com.", "/healthz", 200, ReasonBypass, "dashboard"},
-		{"two trailing dots", "app.example.com..", "/healthz", 403, ReasonNoApplication, ""},
+		// One trailing dot is removed; what is left must have no empty
+		// label, else 400, so that no spelling of a host finds "no
+		// application" (forwarded under default_action: allow).
+		{"two trailing dots", "app.example.com..", "/healthz", 400, ReasonBadRequest, ""},
+		{"two trailing dots and port", "app.example.com..:443", "/healthz", 400, ReasonBadRequest, ""},
+		{"empty inner label", "app..example.com", "/healthz", 400, ReasonBadRequest, ""},
 		{"only a dot", ".", "/", 400, ReasonBadRequest, ""},
-		{"leading dot", ".app.example.com", "/healthz", 403, ReasonNoApplication, ""},
+		{"leading dot", ".app.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"kelvin sign", "\u212Aate.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"kelvin sign in a known host", "app.e\u212Aample.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"fullwidth letter", "\uff41pp.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"unencoded IDN", "b\u00fccher.example.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"latin-1 byte", "app.ex\xe1mple.com", "/healthz", 400, ReasonBadRequest, ""},
+		{"punycode IDN", "xn--bcher-kva.example.com", "/healthz", 403, ReasonNoApplication, ""},
+		{"underscore", "my_host.app.example.com", "/healthz", 200, ReasonBypass, "dashboard"},
+		{"userinfo no password", "user@app.example.com", "/healthz", 400, ReasonBadRequest, ""},
 		{"mixed case", "ApP.ExAmPlE.CoM", "/healthz", 200, ReasonBypass, "dashboard"},
 		{"mixed case wildcard", "X.APP.example.COM", "/healthz", 200, ReasonBypass, "dashboard"},
 		{"port", "app.example.com:443", "/healthz", 200, ReasonBypass, "dashboard"},
@@ -410,11 +423,11 @@ func TestAttackSpoofedIdentityHeaders(t *testing.T) {
 			// is either set by the gate or removed; never both, since
 			// Envoy applies removals after sets.
 			for name := range tt.give.Headers {
-				if !slices.Contains(identityHeaders, lower(name)) {
+				if !slices.Contains(identityHeaders, lowerASCII(name)) {
 					continue
 				}
-				_, set := header(d.Headers, lower(name))
-				removed := slices.Contains(d.HeadersToRemove, lower(name))
+				_, set := header(d.Headers, lowerASCII(name))
+				removed := slices.Contains(d.HeadersToRemove, lowerASCII(name))
 				if set == removed {
 					t.Errorf("%s: set=%v removed=%v, want exactly one", name, set, removed)
 				}
@@ -654,14 +667,23 @@ func TestAttackCORSUnallowedOrigin(t *testing.T) {
 		for _, origin := range origins {
 			t.Run(k.name+"/"+origin, func(t *testing.T) {
 				give := req(k.method, k.host, k.path, append([]string{"origin", origin}, k.headers...)...)
-				if k.name == "allow_all forward" {
-					give.ClientCertVerified = true
-				}
 				d := f.engine.Decide(context.Background(), give)
+				// Every non-preflight answer of a CORS application
+				// carries Vary: Origin and nothing else of CORS; a
+				// preflight answer, a forwarded preflight and an answer
+				// without an application carry none.
+				wantVary := !strings.Contains(k.name, "preflight") && k.name != "no application"
+				vary := 0
 				for _, h := range d.ResponseHeaders {
-					if strings.HasPrefix(h.Key, "access-control-") || h.Key == hdrVary {
+					if strings.HasPrefix(h.Key, "access-control-") || h.Key == hdrVary && (!wantVary || h.Value != "Origin") {
 						t.Errorf("Decide(%s, Origin %q) = %d %q: carries %s: %q", k.name, origin, d.Status, d.Reason, h.Key, h.Value)
 					}
+					if h.Key == hdrVary {
+						vary++
+					}
+				}
+				if wantVary && vary != 1 {
+					t.Errorf("Decide(%s, Origin %q) = %d %q: %d Vary headers, want exactly Vary: Origin", k.name, origin, d.Status, d.Reason, vary)
 				}
 				if strings.Contains(d.Body, "example.com") && d.Status != 401 {
 					t.Errorf("body %q names an origin", d.Body)

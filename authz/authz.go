@@ -14,15 +14,16 @@ type Request struct {
 	Host string
 	// Path is the raw request target: path and query, undecoded.
 	Path string
-	// Headers have lower-case names. Duplicates are joined with "," (cookies
-	// with "; "), as Envoy sends them.
+	// Headers have lower-case names. Duplicates are joined with ",", as
+	// Envoy sends them (several Cookie headers too: the cookie list is
+	// split on both ';' and ',').
 	Headers map[string]string
 	// SourceIP is the downstream connection's address (Envoy's
 	// source.address); invalid when unknown.
 	SourceIP netip.Addr
-	// ClientCertVerified is true when Envoy reported a verified client
-	// certificate for the connection.
-	ClientCertVerified bool
+	// ClientCert is the client certificate the proxy passed, as PEM (already
+	// URL-decoded); empty when none.
+	ClientCert string
 }
 
 // Verdict is what Envoy is told to do.
@@ -100,7 +101,8 @@ const (
 	ReasonBadRequest              Reason = "bad_request"
 )
 
-// Reasons lists every reason code, for metrics pre-registration and tests.
+// Reasons lists every reason code of a Decision: the 403 bodies are built
+// from it once, and tests walk it.
 var Reasons = []Reason{
 	ReasonBypass, ReasonServiceToken, ReasonAllowed, ReasonPreflight,
 	ReasonPreflightOrigin, ReasonPreflightMethod, ReasonPreflightHeader,

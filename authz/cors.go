@@ -8,22 +8,22 @@ import (
 
 // Header names and fixed values of the CORS answers (contract section 4).
 const (
-	hdrACAO          = "access-control-allow-origin"
-	hdrACAC          = "access-control-allow-credentials"
-	hdrACAM          = "access-control-allow-methods"
-	hdrACAH          = "access-control-allow-headers"
-	hdrACEH          = "access-control-expose-headers"
-	hdrACMA          = "access-control-max-age"
-	hdrACAPN         = "access-control-allow-private-network"
-	hdrVary          = "vary"
-	preflightVary    = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
-	hdrOrigin        = "origin"
-	hdrACRM          = "access-control-request-method"
-	hdrACRH          = "access-control-request-headers"
-	hdrACRPN         = "access-control-request-private-network"
-	methodOptions    = "OPTIONS"
-	valueTrue        = "true"
-	varyOriginAppend = "Origin"
+	hdrACAO       = "access-control-allow-origin"
+	hdrACAC       = "access-control-allow-credentials"
+	hdrACAM       = "access-control-allow-methods"
+	hdrACAH       = "access-control-allow-headers"
+	hdrACEH       = "access-control-expose-headers"
+	hdrACMA       = "access-control-max-age"
+	hdrACAPN      = "access-control-allow-private-network"
+	hdrVary       = "vary"
+	preflightVary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+	hdrOrigin     = "origin"
+	hdrACRM       = "access-control-request-method"
+	hdrACRH       = "access-control-request-headers"
+	hdrACRPN      = "access-control-request-private-network"
+	methodOptions = "OPTIONS"
+	valueTrue     = "true"
+	varyOrigin    = "Origin"
 )
 
 // isPreflight reports whether r is a CORS preflight: OPTIONS with Origin and
@@ -44,22 +44,17 @@ func preflight(r *Request, c *policies.CORS) (Reason, []Header) {
 	if c.AllowAllMethods {
 		// Echoed back: only a real method name may be, never a value
 		// carrying CR, LF or other bytes into a response header.
-		if !isToken(method) {
+		if !policies.IsToken(method) {
 			return ReasonPreflightMethod, nil
 		}
 	} else if _, ok := c.Methods[method]; !ok {
+		// An absent allow_methods is an empty set (a nil map finds
+		// nothing): section 5 reads it as "no method", never as "all".
 		return ReasonPreflightMethod, nil
 	}
 	requested := strings.TrimSpace(r.Headers[hdrACRH])
-	if requested != "" {
-		if c.AllowAllHeaders {
-			// Echoed back as well: a list of header names, nothing else.
-			if !headersAllowed(requested, nil) {
-				return ReasonPreflightHeader, nil
-			}
-		} else if !headersAllowed(requested, c.Headers) {
-			return ReasonPreflightHeader, nil
-		}
+	if requested != "" && !headersAllowed(requested, c.Headers, c.AllowAllHeaders) {
+		return ReasonPreflightHeader, nil
 	}
 	privateNetwork := strings.EqualFold(strings.TrimSpace(r.Headers[hdrACRPN]), valueTrue)
 	if privateNetwork && !c.AllowPrivateNetwork {
@@ -94,9 +89,12 @@ func preflight(r *Request, c *policies.CORS) (Reason, []Header) {
 }
 
 // headersAllowed reports whether every name of a comma-separated
-// Access-Control-Request-Headers list is in allowed (lower-cased names); a
-// nil allowed (allow_all_headers) admits any name that is a token.
-func headersAllowed(list string, allowed map[string]struct{}) bool {
+// Access-Control-Request-Headers list is allowed: with allowAll any name
+// that is a token (it is echoed back), else only the lower-cased names in
+// allowed. An absent allow_headers (nil allowed) is an empty list: any
+// requested header is refused (section 5, revision 3), never taken as
+// "all".
+func headersAllowed(list string, allowed map[string]struct{}, allowAll bool) bool {
 	for list != "" {
 		var name string
 		name, list, _ = strings.Cut(list, ",")
@@ -104,54 +102,44 @@ func headersAllowed(list string, allowed map[string]struct{}) bool {
 		if name == "" {
 			continue
 		}
-		if allowed == nil {
-			if !isToken(name) {
+		if allowAll {
+			if !policies.IsToken(name) {
 				return false
 			}
 			continue
 		}
-		if _, ok := allowed[lower(name)]; !ok {
+		if _, ok := allowed[lowerASCII(name)]; !ok {
 			return false
 		}
 	}
 	return true
 }
 
-// isToken reports whether s is an RFC 9110 token, the syntax of a method
-// and of a header name: no space, control character, separator or byte
-// above 0x7e.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
+// hasCORS reports whether app answers with CORS headers: it has `cors`,
+// and not only bypass_options_to_origin.
+func hasCORS(app *policies.Application) bool {
+	return app != nil && app.CORS != nil && !app.CORS.BypassOptionsToOrigin
 }
 
 // appendCORS appends the CORS headers of a non-preflight answer (a forward,
-// 401 or 403) when the request carries an Origin the application allows:
-// the echoed origin, credentials and expose headers overwrite what the
-// origin sends, and Origin is appended to its Vary.
+// 401 or 403) of an application with cors: when the request carries an
+// Origin the application allows, the echoed origin, credentials and expose
+// headers, which overwrite what the origin sends; and in every case Vary:
+// Origin (appended to the origin's own Vary on a forward), also without an
+// Origin or with a refused one, so that a shared cache never serves a
+// CORS-less answer to an allowed origin (section 4, revision 2).
 func appendCORS(h []Header, r *Request, app *policies.Application) []Header {
-	if app == nil || app.CORS == nil {
+	if !hasCORS(app) {
 		return h
 	}
-	origin := r.Headers[hdrOrigin]
-	if origin == "" || !app.CORS.OriginAllowed(origin) {
-		return h
+	if origin := r.Headers[hdrOrigin]; origin != "" && app.CORS.OriginAllowed(origin) {
+		h = append(h, Header{Key: hdrACAO, Value: origin})
+		if app.CORS.AllowCredentials {
+			h = append(h, Header{Key: hdrACAC, Value: valueTrue})
+		}
+		if app.CORS.ExposeHeadersValue != "" {
+			h = append(h, Header{Key: hdrACEH, Value: app.CORS.ExposeHeadersValue})
+		}
 	}
-	h = append(h, Header{Key: hdrACAO, Value: origin})
-	if app.CORS.AllowCredentials {
-		h = append(h, Header{Key: hdrACAC, Value: valueTrue})
-	}
-	if app.CORS.ExposeHeadersValue != "" {
-		h = append(h, Header{Key: hdrACEH, Value: app.CORS.ExposeHeadersValue})
-	}
-	return append(h, Header{Key: hdrVary, Value: varyOriginAppend, Append: true})
+	return append(h, Header{Key: hdrVary, Value: varyOrigin, Append: true})
 }

@@ -22,6 +22,7 @@ type Engine struct {
 	verifier  *Verifier
 	now       func() time.Time
 	tokenOpts []VerifierOption
+	certs     *certCache // verified client certificates
 }
 
 // Option configures an Engine.
@@ -44,6 +45,7 @@ func New(ks KeySource, opts ...Option) *Engine {
 		o(e)
 	}
 	e.verifier = NewVerifier(ks, e.now, e.tokenOpts...)
+	e.certs = newCertCache(certCacheSize)
 	return e
 }
 
@@ -53,6 +55,7 @@ func New(ks KeySource, opts ...Option) *Engine {
 func (e *Engine) Swap(set *policies.Set) {
 	if old := e.set.Swap(set); old != nil && old != set {
 		e.verifier.Purge()
+		e.certs.purge()
 	}
 }
 
@@ -66,7 +69,9 @@ func (e *Engine) KeysChanged() { e.verifier.Purge() }
 
 // Decide answers one request, following contract section 3 step by step. A
 // bad request or token is a Decision, never an error; Decide does not panic
-// on any input.
+// on any input. A policy that cannot be evaluated (a selector kind with no
+// case in match) refuses the request with 403 no_policy_match: it fails
+// closed, whatever the policy's action.
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	set := e.set.Load()
 	if set == nil || r == nil || headerBytes(r.Headers) > maxHeaderBytes {
@@ -76,7 +81,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	if !ok {
 		return BadRequest()
 	}
-	path, ok := NormalizePath(r.Path)
+	path, ok := normalizePath(r.Path)
 	if !ok {
 		return BadRequest()
 	}
@@ -105,28 +110,32 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
 	}
 
-	s := subject{req: r, trusted: set.TrustedProxies}
+	s := subject{req: r, trusted: set.TrustedProxies, certs: e.certs, cas: set.ClientCAs, now: e.now}
 	svcPresented, svcReason := e.serviceToken(set, r, &s)
+	exact := app.CaseSensitivePaths
 
 	// 3. bypass and service_auth policies, in file order.
 	for _, p := range app.PreAuth {
-		if !p.CoversPath(path) {
+		if !p.CoversPath(path, exact) {
 			continue
 		}
-		switch p.Action {
-		case policies.ActionBypass:
-			if s.matches(p) {
-				return forward(r, app, ReasonBypass, p.Name, nil, nil)
-			}
-		case policies.ActionServiceAuth:
-			if s.svc != nil && s.matches(p) {
-				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc)
-			}
+		if s.addressUnknownFor(p) {
+			return BadRequest()
+		}
+		matched, ok := s.matches(p)
+		if !ok {
+			return forbidden(r, app, ReasonNoPolicyMatch, p.Name)
+		}
+		switch {
+		case matched && p.Action == policies.ActionBypass:
+			return forward(r, app, ReasonBypass, p.Name, nil, nil)
+		case matched && p.Action == policies.ActionServiceAuth && s.svc != nil:
+			return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc)
 		}
 	}
 
 	// 4. The Access token.
-	token := TokenFrom(r.Headers)
+	token := tokenFrom(r.Headers)
 	if token == "" {
 		reason := ReasonTokenMissing
 		if svcReason != "" {
@@ -142,7 +151,17 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 
 	// 5. block and allow policies, in file order: the first match decides.
 	for _, p := range app.PostAuth {
-		if !p.CoversPath(path) || !s.matches(p) {
+		if !p.CoversPath(path, exact) {
+			continue
+		}
+		if s.addressUnknownFor(p) {
+			return BadRequest()
+		}
+		matched, ok := s.matches(p)
+		if !ok {
+			return forbidden(r, app, ReasonNoPolicyMatch, p.Name)
+		}
+		if !matched {
 			continue
 		}
 		if p.Action == policies.ActionBlock {

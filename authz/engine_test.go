@@ -42,10 +42,17 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T) *engineFixture {
 	t.Helper()
+	return newEngineFixtureFrom(t, "testdata/engine.yaml")
+}
+
+// newEngineFixtureFrom is newEngineFixture on another policy file of
+// testdata/ (its issuer reads jwks.json).
+func newEngineFixtureFrom(t *testing.T, policyFile string) *engineFixture {
+	t.Helper()
 	priv := testkit.ES256(t, "k1")
 	jwks := testkit.JWKS(t, priv)
 	dir := t.TempDir()
-	policy, err := os.ReadFile("testdata/engine.yaml")
+	policy, err := os.ReadFile(policyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

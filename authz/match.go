@@ -1,8 +1,10 @@
 package authz
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/accessgate/accessgate/policies"
 )
@@ -12,14 +14,22 @@ import (
 const maxForwardedFor = 32
 
 // subject is what policies are evaluated against for one request. Its
-// client address is resolved on first use, since most policies never ask.
+// client address and client certificate are resolved on first use, since
+// most policies never ask.
 type subject struct {
-	req      *Request
-	trusted  []netip.Prefix
-	svc      *policies.ServiceToken // a valid, unexpired service token
-	id       *Identity              // a verified Access token
+	req     *Request
+	trusted []netip.Prefix
+	svc     *policies.ServiceToken // a valid, unexpired service token
+	id      *Identity              // a verified Access token
+
 	ip       netip.Addr
 	resolved bool
+
+	certs    *certCache
+	cas      *x509.CertPool
+	now      func() time.Time
+	cert     *clientCert // nil unless the client certificate verified
+	certDone bool
 }
 
 func (s *subject) clientIP() netip.Addr {
@@ -30,14 +40,46 @@ func (s *subject) clientIP() netip.Addr {
 	return s.ip
 }
 
+// clientCert returns the request's client certificate when it verifies
+// against the client_certificate_authorities, else nil.
+func (s *subject) clientCert() *clientCert {
+	if !s.certDone {
+		s.certDone = true
+		if s.req.ClientCert != "" && s.cas != nil {
+			s.cert = s.certs.verify(s.req.ClientCert, s.cas, s.now())
+		}
+	}
+	return s.cert
+}
+
+// addressUnknownFor reports whether p, a policy about to be checked for the
+// request, holds an `ip` selector while the client address cannot be
+// determined. Section 2 answers that with 400: an unknown address must never
+// slip past an exclude or a block, nor be taken as "not in the list".
+func (s *subject) addressUnknownFor(p *policies.Policy) bool {
+	if !hasIPSelector(p.Include) && !hasIPSelector(p.Require) && !hasIPSelector(p.Exclude) {
+		return false
+	}
+	return !s.clientIP().IsValid()
+}
+
+func hasIPSelector(sels []*policies.Selector) bool {
+	for _, sel := range sels {
+		if sel.Kind == policies.SelIP {
+			return true
+		}
+	}
+	return false
+}
+
 // clientIP is the client address per contract section 2 (`ip` selector):
 // Envoy's source address, unless it is a trusted proxy; then
 // X-Forwarded-For is read from the right, skipping trusted proxies, and the
 // first other address is the client (the leftmost if all are trusted). An
-// unparsable entry ends the walk with no address, so no ip rule matches a
-// forged list.
+// entry that is not an address (see forwardedAddr) ends the walk with no
+// address: the caller answers 400 when a checked policy asks for it.
 func clientIP(r *Request, trusted []netip.Prefix) netip.Addr {
-	addr := r.SourceIP
+	addr := r.SourceIP.Unmap()
 	if !addr.IsValid() || !inPrefixes(addr, trusted) {
 		return addr
 	}
@@ -49,16 +91,71 @@ func clientIP(r *Request, trusted []netip.Prefix) netip.Addr {
 		} else {
 			entry, xff = xff, ""
 		}
-		a, err := netip.ParseAddr(strings.TrimSpace(entry))
-		if err != nil {
+		a, ok := forwardedAddr(strings.Trim(entry, " \t"))
+		if !ok {
 			return netip.Addr{}
 		}
-		addr = a.Unmap()
+		addr = a
 		if !inPrefixes(addr, trusted) {
 			return addr
 		}
 	}
 	return addr
+}
+
+// forwardedAddr parses one X-Forwarded-For entry. Only four forms are an
+// address (contract section 2, revision 3): IP, IPv4:PORT, [IPv6] and
+// [IPv6]:PORT, with a decimal port 0-65535, which is ignored. Anything else
+// is not: a named port (192.0.2.7:http), "unknown", obfuscated IPv4
+// (0x7f.1, 0177.0.0.1: netip refuses both), an IPv6 address with a zone
+// (%eth0), a bracketed IPv4. An IPv4-mapped IPv6 address counts as IPv4.
+func forwardedAddr(s string) (netip.Addr, bool) {
+	var host string
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return netip.Addr{}, false
+		}
+		host = s[1:end]
+		if rest := s[end+1:]; rest != "" && (rest[0] != ':' || !validPortNumber(rest[1:])) {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return netip.Addr{}, false
+		}
+		return a.Unmap(), true
+	case strings.Count(s, ":") == 1: // IPv4:PORT
+		var port string
+		host, port, _ = strings.Cut(s, ":")
+		if !validPortNumber(port) {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is4() {
+			return netip.Addr{}, false
+		}
+		return a, true
+	default: // a bare IPv4 or IPv6 address
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Addr{}, false
+		}
+		return a.Unmap(), true
+	}
+}
+
+// validPortNumber reports whether s is a decimal port 0..65535.
+func validPortNumber(s string) bool {
+	if !isPort(s) {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n <= 65535
 }
 
 func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
@@ -72,70 +169,91 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 }
 
 // matches reports whether p matches s: at least one include, every require,
-// no exclude.
-func (s *subject) matches(p *policies.Policy) bool {
+// no exclude. ok is false when evaluating p reached a selector kind this
+// package has no case for: then no answer about p is safe (an unknown kind
+// read as "no match" would let everyone past an exclude, and read as "match"
+// would let everyone past a block's exclude), so the caller refuses the
+// request.
+func (s *subject) matches(p *policies.Policy) (matched, ok bool) {
 	included := false
 	for _, sel := range p.Include {
-		if s.match(sel) {
+		m, known := s.match(sel)
+		if !known {
+			return false, false
+		}
+		if m {
 			included = true
 			break
 		}
 	}
 	if !included {
-		return false
+		return false, true
 	}
 	for _, sel := range p.Require {
-		if !s.match(sel) {
-			return false
+		m, known := s.match(sel)
+		if !known {
+			return false, false
+		}
+		if !m {
+			return false, true
 		}
 	}
 	for _, sel := range p.Exclude {
-		if s.match(sel) {
-			return false
+		m, known := s.match(sel)
+		if !known {
+			return false, false
+		}
+		if m {
+			return false, true
 		}
 	}
-	return true
+	return true, true
 }
 
-// match evaluates one selector. Identity selectors never match without a
-// verified token.
-func (s *subject) match(sel *policies.Selector) bool {
+// match evaluates one selector; known is false for a kind it has no case
+// for (see matches; TestSelectorKindsAllHandled walks the parser's kinds). Identity selectors never match without a verified
+// token. Email, email_domain and country compare ASCII case-insensitively:
+// only A-Z fold, so a Kelvin sign never matches "k" and "É" only "É".
+func (s *subject) match(sel *policies.Selector) (matched, known bool) {
 	switch sel.Kind {
 	case policies.SelEveryone:
-		return true
+		return true, true
 	case policies.SelEmail:
-		return s.id != nil && s.id.Email != "" && inSet(sel.Set, lower(s.id.Email))
+		return s.id != nil && s.id.Email != "" && inSet(sel.Set, lowerASCII(s.id.Email)), true
 	case policies.SelEmailDomain:
 		if s.id == nil {
-			return false
+			return false, true
 		}
 		at := strings.LastIndexByte(s.id.Email, '@')
-		return at >= 0 && inSet(sel.Set, lower(s.id.Email[at+1:]))
+		return at >= 0 && inSet(sel.Set, lowerASCII(s.id.Email[at+1:])), true
 	case policies.SelGroup:
 		if s.id == nil {
-			return false
+			return false, true
 		}
 		for _, g := range s.id.Groups {
 			if inSet(sel.Set, g) {
-				return true
+				return true, true
 			}
 		}
-		return false
+		return false, true
 	case policies.SelClaim:
-		return s.id != nil && claimMatches(s.id.Claims, sel.ClaimPath, sel.ClaimValue)
+		return s.id != nil && claimMatches(s.id.Claims, sel.ClaimPath, sel.ClaimValue), true
 	case policies.SelIP:
 		ip := s.clientIP()
-		return ip.IsValid() && inPrefixes(ip, sel.CIDRs)
+		return ip.IsValid() && inPrefixes(ip, sel.CIDRs), true
 	case policies.SelCountry:
-		return s.id != nil && s.id.Country != "" && inSet(sel.Set, lower(s.id.Country))
+		return s.id != nil && s.id.Country != "" && inSet(sel.Set, lowerASCII(s.id.Country)), true
 	case policies.SelServiceToken:
-		return s.svc != nil && inSet(sel.Set, s.svc.Name)
+		return s.svc != nil && inSet(sel.Set, s.svc.Name), true
 	case policies.SelAnyServiceToken:
-		return s.svc != nil
+		return s.svc != nil, true
 	case policies.SelValidCertificate:
-		return s.req.ClientCertVerified
+		return s.clientCert() != nil, true
+	case policies.SelCommonName:
+		c := s.clientCert()
+		return c != nil && inSet(sel.Set, c.commonName), true
 	}
-	return false
+	return false, false
 }
 
 func inSet(set map[string]struct{}, v string) bool {

@@ -1,18 +1,30 @@
 package authz
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
 
-// NormalizePath returns the path of a raw request target (path and query)
-// normalized as contract section 3 says: the query is dropped,
-// percent-encoded unreserved characters are decoded and repeated slashes are
-// merged. ok is false for a path the gate must refuse with 400: not
-// absolute, invalid percent-encoding, an encoded slash, backslash or NUL, or
-// a "." or ".." segment (also once decoded), or an overlong UTF-8 sequence
-// (%c0%ae, a lenient decoder's ".").
+	"github.com/accessgate/accessgate/policies"
+)
+
+// normalizePath returns the path of a raw request target (path and query)
+// as the gate matches it (contract section 3): the query is dropped,
+// percent-encoded unreserved characters are decoded, each segment is cut at
+// its first ';' (path parameters: Tomcat, Jetty and Spring serve
+// /admin;x/users as /admin/users), and repeated slashes are merged, also
+// those the cut leaves (/;x/admin is /admin). The request itself is
+// forwarded unchanged; only the judgement uses this path.
+//
+// ok is false for a path the gate must refuse with 400: not absolute; a raw
+// backslash; invalid percent-encoding; an encoded slash, backslash, NUL or
+// ';' (%2F, %5C, %00, %3B); a full percent-decoding that is not valid UTF-8
+// (every overlong form, such as %c0%ae for "." or %f8%80%80%80%ae, and
+// legacy Latin-1 encodings such as %e9); or a "." or ".." segment, also
+// once decoded (%2e%2e) or once cut (..;x).
 //
 // The common case, a clean path, returns a substring of raw without
 // allocating.
-func NormalizePath(raw string) (path string, ok bool) {
+func normalizePath(raw string) (path string, ok bool) {
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
@@ -22,40 +34,37 @@ func NormalizePath(raw string) (path string, ok bool) {
 	if isCleanPath(raw) {
 		return raw, true
 	}
+	if !validEncoding(raw) {
+		return "", false
+	}
 	var b strings.Builder
 	b.Grow(len(raw))
-	var prev byte // the previous byte once decoded, to spot overlong UTF-8
+	cut := false // inside a segment's path parameters, after its ';'
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		if c != '%' {
-			if isOverlong(prev, c) {
-				return "", false
-			}
-			prev = c
-		} else {
-			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
-				return "", false
-			}
+		if c == '%' {
+			// validEncoding vouched for the two hex digits.
 			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
-			if isOverlong(prev, d) {
-				return "", false
-			}
-			prev = d
-			switch {
-			case d == '/' || d == '\\' || d == 0:
-				return "", false
-			case isUnreserved(d):
-				c = d
-			default:
+			if !cut && !isUnreserved(d) {
 				// Kept encoded, as the origin will receive it.
 				b.WriteString(raw[i : i+3])
-				i += 2
-				continue
+			} else if !cut {
+				b.WriteByte(d)
 			}
 			i += 2
+			continue
 		}
-		if c == '/' && b.Len() > 0 && lastByte(&b) == '/' {
-			continue // merge repeated slashes
+		switch {
+		case c == '/':
+			cut = false
+			if b.Len() > 0 && lastByte(&b) == '/' {
+				continue // merge repeated slashes
+			}
+		case c == ';':
+			cut = true
+			continue
+		case cut:
+			continue
 		}
 		b.WriteByte(c)
 	}
@@ -66,15 +75,15 @@ func NormalizePath(raw string) (path string, ok bool) {
 	return path, true
 }
 
-// isCleanPath reports whether p needs no rewriting: no percent sign, no
-// repeated slash, no dot segment and only ASCII (raw UTF-8 is rare, and
-// checked for overlong forms on the slow path).
+// isCleanPath reports whether p needs no rewriting and no refusal: no
+// percent sign, ';', backslash, repeated slash or dot segment, and only
+// ASCII (raw UTF-8 is rare, and checked on the slow path).
 //
 // One pass over p, as it runs on every request.
 func isCleanPath(p string) bool {
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
-		case c == '%' || c >= 0x80:
+		case c == '%' || c == ';' || c == '\\' || c >= 0x80:
 			return false
 		case c == '/':
 			rest := p[i+1:]
@@ -96,15 +105,51 @@ func isCleanPath(p string) bool {
 	return true
 }
 
-// isOverlong reports whether byte c, after prev, makes an overlong UTF-8
-// sequence: C0 and C1 only ever start one (%c0%ae is ".", %c0%af "/"), as do
-// E0 80..9F and F0 80..8F. No valid UTF-8 has them, but a lenient decoder
-// in an origin turns them into the dot-segments and slashes the gate
-// refuses, so they are refused as well.
-func isOverlong(prev, c byte) bool {
-	return c == 0xc0 || c == 0xc1 ||
-		prev == 0xe0 && 0x80 <= c && c <= 0x9f ||
-		prev == 0xf0 && 0x80 <= c && c <= 0x8f
+// validEncoding checks the whole of a raw path before it is rewritten: no
+// raw backslash (browsers send '/', Windows and some Java origins split on
+// it), every '%' followed by two hex digits, no encoded '/', '\', NUL or
+// ';' (an origin that decodes before it strips path parameters would serve
+// /admin%3Bx/users as /admin/users), and a full percent-decoding that is
+// valid UTF-8: a lenient decoder in an origin turns overlong forms into the
+// dot-segments and slashes the gate refuses. The decoding is checked as a
+// stream, without building it.
+func validEncoding(raw string) bool {
+	var buf [utf8.UTFMax]byte
+	n := 0 // bytes of an unfinished UTF-8 sequence in buf
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch c {
+		case '\\':
+			return false
+		case '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return false
+			}
+			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			if c == '/' || c == '\\' || c == 0 || c == ';' {
+				return false
+			}
+			i += 2
+		}
+		if n == 0 && c < utf8.RuneSelf {
+			continue
+		}
+		if n > 0 && (c < 0x80 || c > 0xbf) {
+			return false // a sequence cut short
+		}
+		if n == len(buf) {
+			return false // longer than any UTF-8 sequence (5- and 6-byte forms)
+		}
+		buf[n] = c
+		n++
+		if utf8.FullRune(buf[:n]) {
+			if r, size := utf8.DecodeRune(buf[:n]); r == utf8.RuneError && size <= 1 {
+				return false // overlong, surrogate, out of range or a stray byte
+			}
+			n = 0
+		}
+	}
+	return n == 0
 }
 
 // hasDotSegment reports whether p, an absolute path, has a "." or ".."
@@ -150,10 +195,14 @@ func unhex(c byte) byte {
 	}
 }
 
-// normalizeHost returns the :authority lower-cased, without its port and
-// trailing dot, as contract section 3 says. ok is false for an empty host or
-// one with characters no host name or IP literal has (userinfo, spaces,
-// control characters), so such a value can never reach a Location header.
+// normalizeHost returns the :authority as section 3 matches it: ASCII
+// lower-cased, without its port and ONE trailing dot. ok is false (400) for
+// a host that policies.CheckHostName refuses once so trimmed: empty, an
+// empty label (a..example.com, .example.com, example.com..), a character
+// other than ASCII letters, digits, '-', '_' and '.' (userinfo '@', spaces,
+// controls, any non-ASCII byte such as a Kelvin sign or a fullwidth letter;
+// internationalized names arrive as xn--), or a malformed IPv6 literal or
+// port. Such a value never reaches a Location header nor "no application".
 func normalizeHost(authority string) (host string, ok bool) {
 	host = authority
 	if strings.HasPrefix(host, "[") { // IPv6 literal, maybe with a port
@@ -166,31 +215,28 @@ func normalizeHost(authority string) (host string, ok bool) {
 			return "", false
 		}
 		host = host[:end+1]
+		if host == "[]" {
+			return "", false
+		}
 		for i := 1; i < len(host)-1; i++ {
 			c := host[i]
 			if !isHex(c) && c != ':' && c != '.' {
 				return "", false
 			}
 		}
-	} else {
-		if i := strings.LastIndexByte(host, ':'); i >= 0 {
-			if !isPort(host[i+1:]) {
-				return "", false
-			}
-			host = host[:i]
-		}
-		host = strings.TrimSuffix(host, ".")
-		for i := 0; i < len(host); i++ {
-			c := host[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-				return "", false
-			}
-		}
+		return lowerASCII(host), true
 	}
-	if host == "" || host == "[]" {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		if !isPort(host[i+1:]) {
+			return "", false
+		}
+		host = host[:i]
+	}
+	host = lowerASCII(strings.TrimSuffix(host, "."))
+	if policies.CheckHostName(host) != nil {
 		return "", false
 	}
-	return lower(host), true
+	return host, true
 }
 
 func isPort(s string) bool {
@@ -205,13 +251,24 @@ func isPort(s string) bool {
 	return true
 }
 
-// lower returns s lower-cased (ASCII), without allocating when it already
-// is.
-func lower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return strings.ToLower(s)
+// lowerASCII lower-cases the ASCII letters A-Z of s and nothing else (a
+// Kelvin sign stays a Kelvin sign, É stays É: contract section 2 folds only
+// A-Z, on both sides), without allocating when s has none.
+//
+// TODO(merge): one copy with policies.LowerASCII.
+func lowerASCII(s string) string {
+	i := 0
+	for i < len(s) && !('A' <= s[i] && s[i] <= 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
 		}
 	}
-	return s
+	return string(b)
 }

@@ -29,29 +29,78 @@ func TestNormalizePath(t *testing.T) {
 		{"/a/.%2E/b", "", false},   // half encoded
 		{"/a/..b", "/a/..b", true}, // not a dot segment
 		{"/.well-known/x", "/.well-known/x", true},
-		{"a/b", "", false},            // not absolute
-		{"", "", false},               // empty
-		{"?x=1", "", false},           // query only
-		{"*", "", false},              // asterisk-form
-		{"http://h/a", "", false},     // absolute-form
-		{"/%2e%2e%2f", "", false},     // encoded ../
-		{"/a%2F%2e%2e", "", false},    // encoded slash first
-		{"/x//%2e%2e/", "", false},    // merge then dot
-		{"/a/b/", "/a/b/", true},      // trailing slash kept
-		{"/%41%42//c", "/AB/c", true}, // decode and merge
+		{"a/b", "", false},                     // not absolute
+		{"", "", false},                        // empty
+		{"?x=1", "", false},                    // query only
+		{"*", "", false},                       // asterisk-form
+		{"http://h/a", "", false},              // absolute-form
+		{"/%2e%2e%2f", "", false},              // encoded ../
+		{"/a%2F%2e%2e", "", false},             // encoded slash first
+		{"/x//%2e%2e/", "", false},             // merge then dot
+		{"/a/b/", "/a/b/", true},               // trailing slash kept
+		{"/%41%42//c", "/AB/c", true},          // decode and merge
+		{"/Admin/Users", "/Admin/Users", true}, // case kept: prefixes fold when compared
+
+		// Raw backslash (revision 2).
+		{`/a\b`, "", false},
+		{`\a`, "", false},
+		{`/admin\..\x`, "", false},
+		{"/a?x=\\", "/a", true}, // the query is not the path
+
+		// Path parameters: each segment cut at its first ';' for matching.
+		{"/admin;x/users", "/admin/users", true},
+		{"/admin;/settings", "/admin/settings", true},
+		{"/admin;jsessionid=1", "/admin", true},
+		{"/admin;a;b=c/x;y", "/admin/x", true},
+		{"/a;b=%41", "/a", true},
+		{"/;x/admin/users", "/admin/users", true}, // merged again after the cut (2.1)
+		{"//;x//admin;y//users", "/admin/users", true},
+		{"/;", "/", true},
+		{"/x/;/y", "/x/y", true},
+		{"/..;/admin", "", false},
+		{"/a/..;jsessionid=1/admin", "", false},
+		{"/a/.;x/b", "", false},
+		{"/a/%2e%2e;x/b", "", false},
+		{"/a/%2E;/b", "", false},
+		{"/a/..;", "", false},
+		{"/a/...;x", "/a/...", true},
+
+		// Encoded ';' (revision 3).
+		{"/admin%3Bx/users", "", false},
+		{"/admin%3bx/users", "", false},
+		{"/a;b%3Bc", "", false}, // refused inside a cut part too
+
+		// The full decoding must be valid UTF-8 (2.1, 3).
+		{"/%c0%ae%c0%ae/admin", "", false},     // 2-byte overlong "."
+		{"/a%c0%af..", "", false},              // 2-byte overlong "/"
+		{"/%e0%80%ae%e0%80%ae/", "", false},    // 3-byte overlong "."
+		{"/%f0%80%80%ae", "", false},           // 4-byte overlong "."
+		{"/%f8%80%80%80%ae", "", false},        // 5-byte form
+		{"/%fc%80%80%80%80%ae", "", false},     // 6-byte form
+		{"/caf%e9", "", false},                 // Latin-1 é: refused
+		{"/caf%C3%A9", "/caf%C3%A9", true},     // UTF-8 é, kept encoded
+		{"/caf\xc3\xa9", "/caf\xc3\xa9", true}, // raw UTF-8
+		{"/caf\xe9", "", false},                // raw Latin-1
+		{"/%ed%a0%80", "", false},              // UTF-16 surrogate
+		{"/%f4%90%80%80", "", false},           // above U+10FFFF
+		{"/%e2%82", "", false},                 // cut short at the end
+		{"/%e2%82/", "", false},                // cut short by a byte
+		{"/%e2\x82%ac", "/%e2\x82%ac", true},   // mixed raw and encoded
+		{"/%80", "", false},                    // stray continuation byte
+		{"/a;%c0%ae", "", false},               // in a cut part too
 	}
 	for _, tt := range tests {
-		got, ok := NormalizePath(tt.give)
+		got, ok := normalizePath(tt.give)
 		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("NormalizePath(%q) = %q, %v, want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
+			t.Errorf("normalizePath(%q) = %q, %v, want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
 		}
 	}
 }
 
 func TestNormalizePathCleanDoesNotAllocate(t *testing.T) {
-	allocs := testing.AllocsPerRun(100, func() { _, _ = NormalizePath("/api/v1/users/42?x=1") })
+	allocs := testing.AllocsPerRun(100, func() { _, _ = normalizePath("/api/v1/users/42?x=1") })
 	if allocs != 0 {
-		t.Errorf("NormalizePath on a clean path allocates %v times, want 0", allocs)
+		t.Errorf("normalizePath on a clean path allocates %v times, want 0", allocs)
 	}
 }
 
@@ -78,6 +127,17 @@ func TestNormalizeHost(t *testing.T) {
 		{"[::1", "", false},
 		{"[::1]x", "", false},
 		{"[zz]", "", false},
+		{"app.example.com..", "", false},
+		{"a..example.com", "", false},
+		{".example.com", "", false},
+		{"example.com.:443", "example.com", true},
+		{"\u212Aate.example.com", "", false},
+		{"\uff41pp.example.com", "", false},
+		{"APP.\u212A.com", "", false},
+		{"\xc3\x89ve.example.com", "", false},
+		{"my_host.example.com", "my_host.example.com", true},
+		{"192.0.2.1:80", "192.0.2.1", true},
+		{"user:pw@host", "", false},
 	}
 	for _, tt := range tests {
 		got, ok := normalizeHost(tt.give)
@@ -90,20 +150,41 @@ func TestNormalizeHost(t *testing.T) {
 // FuzzNormalizePath checks the normalizer never panics and that what it
 // accepts is a fixed point with none of the refused forms left in it.
 func FuzzNormalizePath(f *testing.F) {
-	for _, s := range []string{"/", "/a//b", "/%2e%2e/", "/a%2Fb", "/%7e?q", "//x/./y", "/a%", "/%00"} {
+	for _, s := range []string{"/", "/a//b", "/%2e%2e/", "/a%2Fb", "/%7e?q", "//x/./y", "/a%", "/%00",
+		"/admin;x/users", "/;x/a", "/..;/x", "/a%3bb", "/%c0%ae", "/%f8%80%80%80%ae", "/a\\b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, ok := NormalizePath(raw)
+		got, ok := normalizePath(raw)
 		if !ok {
 			return
 		}
-		if !strings.HasPrefix(got, "/") || strings.Contains(got, "//") || strings.Contains(got, "?") || hasDotSegment(got) {
-			t.Fatalf("NormalizePath(%q) = %q: not normalized", raw, got)
+		if !strings.HasPrefix(got, "/") || strings.ContainsAny(got, "?;\\") || strings.Contains(got, "//") || hasDotSegment(got) {
+			t.Fatalf("normalizePath(%q) = %q: not normalized", raw, got)
 		}
-		again, ok := NormalizePath(got)
+		if !validEncoding(got) {
+			t.Fatalf("normalizePath(%q) = %q: its decoding is refused", raw, got)
+		}
+		again, ok := normalizePath(got)
 		if !ok || again != got {
-			t.Fatalf("NormalizePath(%q) = %q, but NormalizePath(%q) = %q, %v", raw, got, got, again, ok)
+			t.Fatalf("normalizePath(%q) = %q, but normalizePath(%q) = %q, %v", raw, got, got, again, ok)
 		}
 	})
+}
+
+// BenchmarkNormalizePath measures the path rules on every request: clean
+// paths take the no-copy fast path, the others the rewriting one.
+func BenchmarkNormalizePath(b *testing.B) {
+	for _, p := range []struct{ name, path string }{
+		{"clean", "/api/v1/users/42/orders?page=2&sort=desc"},
+		{"parameter", "/admin;jsessionid=0123456789/users"},
+		{"encoded", "/files/caf%C3%A9/%7Euser//x"},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				normalizePath(p.path)
+			}
+		})
+	}
 }

@@ -2,40 +2,35 @@ package authz
 
 import "strings"
 
-// maxCookies caps how many cookies TokenFrom scans in the Cookie header, as
-// net/http's readCookies does, so a huge header cannot make the scan costly.
-const maxCookies = 64
-
 // cookieName is the Access token's cookie; names are case-sensitive.
 const cookieName = "CF_Authorization"
 
-// TokenFrom returns the Access token from the first source present in h
-// (CF_Authorization cookie, cf-access-jwt-assertion, cf-access-token,
-// Authorization: Bearer), or "" when none is. h has lower-case names.
+// tokenFrom returns the Access token from the first source present in h
+// (CF_Authorization cookie, then each of tokenHeaders, then Authorization:
+// Bearer), or "" when none is. h has lower-case names.
 //
 // The first source present is the one judged (contract section 3, step 4):
 // when the cookie is present, a better token in a header is never looked at.
 // A source whose value is empty (after trimming spaces), such as
 // `CF_Authorization=` or `Authorization: Bearer `, counts as not present,
 // because browsers and proxies leave such husks behind when a session is
-// cleared. Within the Cookie header the first non-empty CF_Authorization
-// wins (browsers send the most specific path first); only the first 64
-// cookies are scanned. The cookie name is case-sensitive, as cookie names
-// are; the Bearer scheme is not (RFC 9110 section 11.1).
+// cleared. Among the cookies the first non-empty CF_Authorization wins
+// (browsers send the most specific path first). The cookie name is
+// case-sensitive, as cookie names are; the Bearer scheme is not (RFC 9110
+// section 11.1).
 //
-// The result is always a substring of one of h's values: TokenFrom does not
+// The result is always a substring of one of h's values: tokenFrom does not
 // allocate.
-func TokenFrom(h map[string]string) string {
+func tokenFrom(h map[string]string) string {
 	if c, ok := h["cookie"]; ok {
 		if t := cookieToken(c); t != "" {
 			return t
 		}
 	}
-	if t := strings.TrimSpace(h["cf-access-jwt-assertion"]); t != "" {
-		return t
-	}
-	if t := strings.TrimSpace(h["cf-access-token"]); t != "" {
-		return t
+	for _, name := range tokenHeaders {
+		if t := strings.TrimSpace(h[name]); t != "" {
+			return t
+		}
 	}
 	if a, ok := h["authorization"]; ok {
 		scheme, rest, ok := strings.Cut(strings.TrimSpace(a), " ")
@@ -46,16 +41,28 @@ func TokenFrom(h map[string]string) string {
 	return ""
 }
 
-// cookieToken returns the first non-empty CF_Authorization value in a Cookie
-// header ("a=1; b=2", several headers joined with "; "), with one pair of
-// surrounding double quotes removed as RFC 6265 allows.
+// cookieToken returns the first non-empty CF_Authorization value in the
+// cookie list of a request, with one pair of surrounding double quotes
+// removed as RFC 6265 allows.
+//
+// Every cookie is scanned, none skipped (a CF_Authorization after the 64th
+// cookie is still found, and a forged one there is still the one judged):
+// the 64 KiB limit on a request's headers bounds the work. The list splits
+// on ';' and on ',': one Cookie header separates its cookies with "; ", and
+// Envoy joins several Cookie headers of one request with "," in the
+// CheckRequest. Neither may appear inside a cookie value (RFC 6265 section
+// 4.1.1), so splitting on both never cuts a token.
 func cookieToken(s string) string {
 	if !strings.Contains(s, cookieName) {
 		return "" // no such cookie: one vectorized search instead of the scan
 	}
-	for n := 0; s != "" && n < maxCookies; n++ {
+	for s != "" {
 		var part string
-		part, s, _ = strings.Cut(s, ";")
+		if i := strings.IndexAny(s, ";,"); i >= 0 {
+			part, s = s[:i], s[i+1:]
+		} else {
+			part, s = s, ""
+		}
 		name, val, ok := strings.Cut(part, "=")
 		if !ok || strings.TrimSpace(name) != cookieName {
 			continue

@@ -24,7 +24,15 @@ func TestTokenFrom(t *testing.T) {
 		{"cookie name is a suffix", map[string]string{"cookie": "XCF_Authorization=c1"}, ""},
 		{"cookie value with =", map[string]string{"cookie": "CF_Authorization=a=b"}, "a=b"},
 		{"cookie without =", map[string]string{"cookie": "CF_Authorization"}, ""},
-		{"cookie after 64 others", map[string]string{"cookie": strings.Repeat("a=1; ", 64) + "CF_Authorization=c1"}, ""},
+		{"cookie after 64 others", map[string]string{"cookie": strings.Repeat("a=1; ", 64) + "CF_Authorization=c1"}, "c1"},
+		{"cookie after 1,000 others", map[string]string{"cookie": strings.Repeat("a=1; ", 1000) + "CF_Authorization=c1"}, "c1"},
+		// Envoy joins several Cookie headers with ",".
+		{"cookie in the second Cookie header", map[string]string{"cookie": "a=1; b=2,CF_Authorization=c2"}, "c2"},
+		{"cookie in the second header, spaced", map[string]string{"cookie": "a=1, CF_Authorization=c2; d=4"}, "c2"},
+		{"forged cookie in the second header beats the assertion", map[string]string{"cookie": "a=1,CF_Authorization=forged", "cf-access-jwt-assertion": "good"}, "forged"},
+		{"first of two headers wins", map[string]string{"cookie": "CF_Authorization=one,CF_Authorization=two"}, "one"},
+		{"value ends at a comma", map[string]string{"cookie": "CF_Authorization=abc,def"}, "abc"},
+		{"empty in first header, set in second", map[string]string{"cookie": "CF_Authorization=,CF_Authorization=c2"}, "c2"},
 		{"cookie as 64th", map[string]string{"cookie": strings.Repeat("a=1; ", 63) + "CF_Authorization=c1"}, "c1"},
 
 		{"assertion", map[string]string{"cf-access-jwt-assertion": "h1"}, "h1"},
@@ -53,8 +61,8 @@ func TestTokenFrom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := TokenFrom(tt.give); got != tt.want {
-				t.Errorf("TokenFrom(%q) = %q, want %q", tt.give, got, tt.want)
+			if got := tokenFrom(tt.give); got != tt.want {
+				t.Errorf("tokenFrom(%q) = %q, want %q", tt.give, got, tt.want)
 			}
 		})
 	}
@@ -62,8 +70,8 @@ func TestTokenFrom(t *testing.T) {
 
 func TestTokenFromAllocs(t *testing.T) {
 	h := map[string]string{"cookie": "a=1; b=2; CF_Authorization=tok", "authorization": "Bearer x"}
-	if n := testing.AllocsPerRun(100, func() { TokenFrom(h) }); n != 0 {
-		t.Errorf("TokenFrom allocs = %v, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { tokenFrom(h) }); n != 0 {
+		t.Errorf("tokenFrom allocs = %v, want 0", n)
 	}
 }
 
@@ -81,19 +89,19 @@ func FuzzTokenFromHeaders(f *testing.F) {
 			"cf-access-token":         token,
 			"authorization":           authorization,
 		}
-		got := TokenFrom(h)
+		got := tokenFrom(h)
 		if got == "" {
 			return
 		}
 		if got != strings.TrimSpace(got) {
-			t.Errorf("TokenFrom = %q: not trimmed", got)
+			t.Errorf("tokenFrom = %q: not trimmed", got)
 		}
 		for _, v := range h {
 			if strings.Contains(v, got) {
 				return
 			}
 		}
-		t.Errorf("TokenFrom(%q) = %q: not a substring of any header", h, got)
+		t.Errorf("tokenFrom(%q) = %q: not a substring of any header", h, got)
 	})
 }
 
@@ -105,6 +113,6 @@ func BenchmarkTokenFrom(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		TokenFrom(h)
+		tokenFrom(h)
 	}
 }

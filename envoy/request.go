@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"net/netip"
+	"net/url"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -19,12 +20,11 @@ import (
 // used as is, not copied: no per-request map is built. Only when Envoy runs
 // with encode_raw_headers (header_map instead of headers) is a map built.
 //
-// A client certificate counts as verified when Envoy reports one for the
-// connection: source.certificate (sent with include_peer_certificate) or
-// source.principal (its URI SAN, DNS SAN or subject) is non-empty. Envoy
-// reports a peer certificate only after its TLS handshake accepted it, so the
-// verification itself is Envoy's listener configuration (require and validate
-// client certificates there).
+// ClientCert is source.certificate, the URL-encoded PEM of the peer
+// certificate that Envoy sends when the ext_authz filter has
+// include_peer_certificate: true, decoded; authz verifies it against the
+// client_certificate_authorities. source.principal alone is never taken as
+// a certificate: in a mesh it names the calling proxy, not the user.
 func requestFrom(cr *authv3.CheckRequest) (*authz.Request, bool) {
 	attrs := cr.GetAttributes()
 	http := attrs.GetRequest().GetHttp()
@@ -62,7 +62,14 @@ func requestFrom(cr *authv3.CheckRequest) (*authz.Request, bool) {
 		// unmap so that IPv4 CIDRs match them.
 		r.SourceIP = a.Unmap()
 	}
-	r.ClientCertVerified = src.GetCertificate() != "" || src.GetPrincipal() != ""
+	if c := src.GetCertificate(); c != "" {
+		// PathUnescape, not QueryUnescape: a '+' of the base64 body may
+		// arrive unencoded and must stay a '+'. Malformed encoding is no
+		// certificate.
+		if pemText, err := url.PathUnescape(c); err == nil {
+			r.ClientCert = pemText
+		}
+	}
 	if http == nil || r.Host == "" {
 		return r, false
 	}

@@ -32,9 +32,13 @@ func checkRequest(method, host, path string, headers map[string]string, src stri
 func TestRequestFrom(t *testing.T) {
 	hdrs := map[string]string{":authority": "app.example.com", "x-request-id": "r1", "cookie": "a=b"}
 	withCert := checkRequest("GET", "app.example.com", "/", nil, "10.0.0.1")
-	withCert.Attributes.Source.Certificate = "-----BEGIN%20CERTIFICATE-----"
+	// As Envoy sends it: URL-encoded, with '+' of the base64 sometimes
+	// left as is.
+	withCert.Attributes.Source.Certificate = "-----BEGIN%20CERTIFICATE-----%0AMIIB+abc%2Bdef%2F%3D%3D%0A-----END%20CERTIFICATE-----%0A"
 	withPrincipal := checkRequest("GET", "app.example.com", "/", nil, "10.0.0.1")
 	withPrincipal.Attributes.Source.Principal = "spiffe://example.com/ns/a/sa/b"
+	badCert := checkRequest("GET", "app.example.com", "/", nil, "10.0.0.1")
+	badCert.Attributes.Source.Certificate = "-----BEGIN%ZZCERTIFICATE"
 	noHost := checkRequest("GET", "", "/", map[string]string{":authority": "from-authority.example.com", "host": "from-host.example.com"}, "")
 	hostHeader := checkRequest("GET", "", "/", map[string]string{"host": "from-host.example.com"}, "")
 	raw := checkRequest("GET", "app.example.com", "/", nil, "")
@@ -54,7 +58,7 @@ func TestRequestFrom(t *testing.T) {
 		wantPath   string
 		wantScheme string
 		wantIP     netip.Addr
-		wantCert   bool
+		wantCert   string
 		wantHeader [2]string // a header and its expected value
 	}{
 		{name: "nil", give: nil},
@@ -73,8 +77,12 @@ func TestRequestFrom(t *testing.T) {
 		{name: "ipv6 source", give: checkRequest("GET", "h", "/", nil, "2001:db8::1"), wantOK: true, wantMethod: "GET", wantHost: "h", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("2001:db8::1")},
 		{name: "ipv4-mapped source", give: checkRequest("GET", "h", "/", nil, "::ffff:10.1.2.3"), wantOK: true, wantMethod: "GET", wantHost: "h", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.1.2.3")},
 		{name: "unix socket source", give: checkRequest("GET", "h", "/", nil, "/run/envoy.sock"), wantOK: true, wantMethod: "GET", wantHost: "h", wantPath: "/", wantScheme: "https"},
-		{name: "certificate", give: withCert, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.0.0.1"), wantCert: true},
-		{name: "principal", give: withPrincipal, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.0.0.1"), wantCert: true},
+		{name: "certificate", give: withCert, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.0.0.1"),
+			wantCert: "-----BEGIN CERTIFICATE-----\nMIIB+abc+def/==\n-----END CERTIFICATE-----\n"},
+		// A principal alone is never a certificate (in a mesh it is the
+		// calling sidecar).
+		{name: "principal", give: withPrincipal, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.0.0.1")},
+		{name: "malformed certificate encoding", give: badCert, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantIP: netip.MustParseAddr("10.0.0.1")},
 		{name: "raw header map", give: raw, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantHeader: [2]string{"cookie", "a=1; b=2"}},
 		{name: "raw header map joins", give: raw, wantOK: true, wantMethod: "GET", wantHost: "app.example.com", wantPath: "/", wantScheme: "https", wantHeader: [2]string{"accept", "text/html,*/*"}},
 	}
@@ -94,8 +102,8 @@ func TestRequestFrom(t *testing.T) {
 			if r.SourceIP != tt.wantIP {
 				t.Errorf("requestFrom: SourceIP = %v, want %v", r.SourceIP, tt.wantIP)
 			}
-			if r.ClientCertVerified != tt.wantCert {
-				t.Errorf("requestFrom: ClientCertVerified = %v, want %v", r.ClientCertVerified, tt.wantCert)
+			if r.ClientCert != tt.wantCert {
+				t.Errorf("requestFrom: ClientCert = %q, want %q", r.ClientCert, tt.wantCert)
 			}
 			if k := tt.wantHeader[0]; k != "" && r.Headers[k] != tt.wantHeader[1] {
 				t.Errorf("requestFrom: Headers[%q] = %q, want %q", k, r.Headers[k], tt.wantHeader[1])

@@ -69,6 +69,7 @@ var goldenDecisions = []struct {
 			ResponseHeaders: []authz.Header{
 				{Key: "location", Value: "https://team.example.com/cdn-cgi/access/login/app.example.com?kid=32eafc76&redirect_url=https%3A%2F%2Fapp.example.com%2Freport%3Fq%3D1"},
 				{Key: "cache-control", Value: "no-store"},
+				{Key: "vary", Value: "Origin", Append: true},
 			},
 		},
 		wantCode: codes.Unauthenticated,
@@ -93,6 +94,7 @@ var goldenDecisions = []struct {
 			ResponseHeaders: []authz.Header{
 				{Key: "content-type", Value: "application/json"},
 				{Key: "cache-control", Value: "no-store"},
+				{Key: "vary", Value: "Origin", Append: true},
 			},
 			Body: `{"error":"forbidden","reason":"blocked"}`,
 		},

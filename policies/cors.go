@@ -103,7 +103,7 @@ func (p *parser) tokens(v *yaml.Node, what, kind string) ([]string, []*yaml.Node
 	out := list[:0:0]
 	outNodes := nodes[:0:0]
 	for i, s := range list {
-		if !isToken(s) {
+		if !IsToken(s) {
 			p.errorf(nodes[i], "malformed %s %q in %s", kind, s, what)
 			continue
 		}
@@ -111,20 +111,4 @@ func (p *parser) tokens(v *yaml.Node, what, kind string) ([]string, []*yaml.Node
 		outNodes = append(outNodes, nodes[i])
 	}
 	return out, outNodes
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -17,9 +17,11 @@ type hostIndex struct {
 type hostEntry struct {
 	root  *Application // the domain without a path, if any
 	paths []pathEntry  // longest prefix first
-	// byPath indexes paths when there are many, so that the cost depends
-	// on the request path's depth instead of the number of prefixes.
-	byPath map[string]*Application
+	// byPath indexes paths by their ASCII-lower-cased prefix when there
+	// are many, so that the cost depends on the request path's depth
+	// instead of the number of prefixes. Several entries share a key only
+	// when they differ in letter case (case-sensitive applications).
+	byPath map[string][]pathEntry
 }
 
 type pathEntry struct {
@@ -34,7 +36,10 @@ const manyPaths = 8
 // Lookup returns the application for a lower-cased host without port or
 // trailing dot and a normalized path (no query), or nil. An exact host wins
 // over a wildcard one; then the longest path prefix wins. A wildcard covers
-// exactly one more label, as in Cloudflare Access and TLS.
+// exactly one more label, as in Cloudflare Access and TLS. Path prefixes
+// compare ASCII case-insensitively (`/V1/x` is covered by `/v1`) unless the
+// application has case_sensitive_paths: origins such as Express, ASP.NET
+// Core and IIS serve `/ADMIN` as `/admin`.
 func (s *Set) Lookup(host, path string) *Application {
 	if s == nil {
 		return nil
@@ -55,20 +60,22 @@ func (s *Set) Lookup(host, path string) *Application {
 
 func (e *hostEntry) match(path string) *Application {
 	if e.byPath != nil {
-		for p := path; ; {
-			if a, ok := e.byPath[p]; ok {
-				return a
+		// lp has the same length as path (ASCII lower-casing), so a
+		// prefix of one is the same prefix of the other. It allocates
+		// only for a path with an upper-case letter.
+		lp := lowerASCII(path)
+		for n := len(path); n > 0; {
+			for _, pe := range e.byPath[lp[:n]] {
+				if !pe.app.CaseSensitivePaths || path[:n] == pe.prefix {
+					return pe.app
+				}
 			}
-			i := strings.LastIndexByte(p, '/')
-			if i <= 0 {
-				break
-			}
-			p = p[:i]
+			n = strings.LastIndexByte(lp[:n], '/')
 		}
 		return e.root
 	}
 	for _, pe := range e.paths {
-		if hasPathPrefix(path, pe.prefix) {
+		if hasPathPrefix(path, pe.prefix, pe.app.CaseSensitivePaths) {
 			return pe.app
 		}
 	}
@@ -104,35 +111,94 @@ func (x *hostIndex) add(d domain, app *Application) {
 	e.paths[i] = pathEntry{prefix: d.path, app: app}
 	if len(e.paths) > manyPaths {
 		if e.byPath == nil {
-			e.byPath = make(map[string]*Application, len(e.paths))
-			for _, pe := range e.paths {
-				e.byPath[pe.prefix] = pe.app
+			e.byPath = make(map[string][]pathEntry, len(e.paths))
+			for _, pe := range e.paths[:i] {
+				e.byPath[lowerASCII(pe.prefix)] = append(e.byPath[lowerASCII(pe.prefix)], pe)
+			}
+			for _, pe := range e.paths[i+1:] {
+				e.byPath[lowerASCII(pe.prefix)] = append(e.byPath[lowerASCII(pe.prefix)], pe)
 			}
 		}
-		e.byPath[d.path] = app
+		k := lowerASCII(d.path)
+		e.byPath[k] = append(e.byPath[k], e.paths[i])
 	}
 }
 
 // hasPathPrefix reports whether prefix covers path on a segment boundary:
 // "/v1" covers "/v1" and "/v1/x", never "/v10". "" and "/" cover all.
-func hasPathPrefix(path, prefix string) bool {
+// Letters compare ASCII case-insensitively unless exact is set; no other
+// character folds (a Kelvin sign in a path never equals "k").
+func hasPathPrefix(path, prefix string, exact bool) bool {
 	if prefix == "" || prefix == "/" {
 		return true
 	}
-	if !strings.HasPrefix(path, prefix) {
+	if len(path) < len(prefix) {
+		return false
+	}
+	head := path[:len(prefix)]
+	if exact {
+		if head != prefix {
+			return false
+		}
+	} else if !equalFoldASCII(head, prefix) {
 		return false
 	}
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
 
+// equalFoldASCII reports whether a and b are equal once ASCII letters are
+// lower-cased; every other byte must be equal.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases the ASCII letters of s and nothing else, without
+// allocating when there is none.
+func lowerASCII(s string) string {
+	i := 0
+	for i < len(s) && !('A' <= s[i] && s[i] <= 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 // CoversPath reports whether the policy applies to a normalized request
 // path: it has no `paths`, or one of them is a segment-boundary prefix.
-func (p *Policy) CoversPath(path string) bool {
+// exact is the application's case_sensitive_paths: without it, prefixes
+// compare ASCII case-insensitively, as the application is chosen.
+func (p *Policy) CoversPath(path string, exact bool) bool {
 	if len(p.Paths) == 0 {
 		return true
 	}
 	for _, prefix := range p.Paths {
-		if hasPathPrefix(path, prefix) {
+		if hasPathPrefix(path, prefix, exact) {
 			return true
 		}
 	}
@@ -185,31 +251,22 @@ func parseDomain(s string) (domain, error) {
 	return d, nil
 }
 
-// checkHostname checks a lower-case DNS name (also a dotted IPv4 address):
-// labels of 1..63 letters, digits, '-' or '_' (seen in internal names), not
-// starting or ending with '-'.
+// checkHostname checks a lower-case DNS name (also a dotted IPv4 address) of
+// the policy file: CheckHostName's rules, plus labels of at most 63
+// characters not starting or ending with '-'.
 func checkHostname(h string) error {
-	if h == "" {
-		return errors.New("empty host")
+	if err := CheckHostName(h); err != nil {
+		return err
 	}
 	if len(h) > 253 {
 		return errors.New("host longer than 253 characters")
 	}
 	for label := range strings.SplitSeq(h, ".") {
-		if label == "" {
-			return errors.New("empty label in host")
-		}
 		if len(label) > 63 {
 			return errors.New("host label longer than 63 characters")
 		}
 		if label[0] == '-' || label[len(label)-1] == '-' {
 			return errors.New("host label starts or ends with '-'")
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return errors.New("invalid character in host")
-			}
 		}
 	}
 	return nil

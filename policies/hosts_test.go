@@ -94,6 +94,58 @@ func TestLookupManyPaths(t *testing.T) {
 	}
 }
 
+// TestLookupLetterCase: the application is chosen ASCII case-insensitively,
+// unless it has case_sensitive_paths, in the prefix walk and in the map walk
+// alike.
+func TestLookupLetterCase(t *testing.T) {
+	apps := [][]string{
+		{"root", "api.example.com"},
+		{"v1", "api.example.com/v1"},
+		{"exact", "api.example.com/Exact"},
+		{"admin", "api.example.com/v1/admin"},
+	}
+	for i := range manyPaths + 2 {
+		// A second host with many prefixes, so its lookups walk the map.
+		apps = append(apps, []string{fmt.Sprintf("m%d", i), fmt.Sprintf("many.example.com/m%d", i)})
+	}
+	apps = append(apps, []string{"many-root", "many.example.com"},
+		[]string{"many-exact", "many.example.com/Exact"})
+	set := mustParse(t, appsFile(apps...))
+	for _, a := range set.Applications {
+		if a.Name == "exact" || a.Name == "many-exact" {
+			a.CaseSensitivePaths = true
+		}
+	}
+	tests := []struct {
+		host, path string
+		want       string
+	}{
+		{"api.example.com", "/V1/x", "v1"},
+		{"api.example.com", "/v1/ADMIN/users", "admin"},
+		{"api.example.com", "/V1/Admin", "admin"},
+		{"api.example.com", "/V10", "root"},
+		{"api.example.com", "/Exact/x", "exact"},
+		{"api.example.com", "/exact/x", "root"},
+		{"api.example.com", "/EXACT", "root"},
+		{"api.example.com", "/\u212A1", "root"},
+		{"many.example.com", "/M3/x", "m3"},
+		{"many.example.com", "/m3", "m3"},
+		{"many.example.com", "/M30", "many-root"},
+		{"many.example.com", "/Exact/y", "many-exact"},
+		{"many.example.com", "/exact/y", "many-root"},
+		{"many.example.com", "/EXACT", "many-root"},
+	}
+	for _, tt := range tests {
+		got := ""
+		if a := set.Lookup(tt.host, tt.path); a != nil {
+			got = a.Name
+		}
+		if got != tt.want {
+			t.Errorf("Lookup(%q, %q) = %q, want %q", tt.host, tt.path, got, tt.want)
+		}
+	}
+}
+
 func TestLookupNilSet(t *testing.T) {
 	var s *Set
 	if got := s.Lookup("a.example.com", "/"); got != nil {
@@ -116,22 +168,34 @@ func TestPolicyCoversPath(t *testing.T) {
 	tests := []struct {
 		name  string
 		paths []string
+		exact bool // case_sensitive_paths
 		give  string
 		want  bool
 	}{
-		{"no paths", nil, "/x", true},
-		{"root", []string{"/"}, "/x", true},
-		{"itself", []string{"/healthz"}, "/healthz", true},
-		{"child", []string{"/healthz"}, "/healthz/live", true},
-		{"boundary", []string{"/healthz"}, "/healthzz", false},
-		{"second entry", []string{"/a", "/b"}, "/b/c", true},
-		{"none", []string{"/a", "/b"}, "/c", false},
+		{"no paths", nil, false, "/x", true},
+		{"root", []string{"/"}, false, "/x", true},
+		{"itself", []string{"/healthz"}, false, "/healthz", true},
+		{"child", []string{"/healthz"}, false, "/healthz/live", true},
+		{"boundary", []string{"/healthz"}, false, "/healthzz", false},
+		{"second entry", []string{"/a", "/b"}, false, "/b/c", true},
+		{"none", []string{"/a", "/b"}, false, "/c", false},
+		{"upper-case path folds", []string{"/admin"}, false, "/ADMIN/users", true},
+		{"mixed-case path folds", []string{"/admin"}, false, "/aDmIn", true},
+		{"upper-case prefix folds", []string{"/Admin"}, false, "/admin/x", true},
+		{"fold keeps the boundary", []string{"/admin"}, false, "/ADMINS", false},
+		{"case-sensitive refuses other case", []string{"/admin"}, true, "/ADMIN/users", false},
+		{"case-sensitive exact", []string{"/admin"}, true, "/admin/users", true},
+		// Only A-Z fold: the Kelvin sign (3 bytes) and the fullwidth
+		// letters never stand in for an ASCII letter.
+		{"kelvin sign is not k", []string{"/kate"}, false, "/\u212Aate", false},
+		{"fullwidth is not ascii", []string{"/admin"}, false, "/\uff41dmin", false},
+		{"non-ascii compares bytewise", []string{"/caf%C3%A9"}, false, "/CAF%C3%A9/x", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &Policy{Paths: tt.paths}
-			if got := p.CoversPath(tt.give); got != tt.want {
-				t.Errorf("CoversPath(%q) with %q = %v, want %v", tt.give, tt.paths, got, tt.want)
+			if got := p.CoversPath(tt.give, tt.exact); got != tt.want {
+				t.Errorf("CoversPath(%q, exact=%v) with %q = %v, want %v", tt.give, tt.exact, tt.paths, got, tt.want)
 			}
 		})
 	}

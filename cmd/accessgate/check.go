@@ -28,9 +28,9 @@ type requestFile struct {
 	Path     string            `json:"path"`
 	Headers  map[string]string `json:"headers"`
 	SourceIP string            `json:"source_ip"`
-	// ClientCertVerified is an extension: what Envoy reports for a
-	// connection with a verified client certificate.
-	ClientCertVerified bool `json:"client_cert_verified,omitempty"`
+	// ClientCert is an extension: the client certificate (PEM) the proxy
+	// would pass, for valid_certificate and common_name.
+	ClientCert string `json:"client_cert,omitempty"`
 }
 
 // readRequest parses a REQUEST.json. Header names are lower-cased, as Envoy
@@ -43,12 +43,12 @@ func readRequest(data []byte) (*authz.Request, error) {
 		return nil, err
 	}
 	r := &authz.Request{
-		Method:             f.Method,
-		Scheme:             f.Scheme,
-		Host:               f.Host,
-		Path:               f.Path,
-		Headers:            make(map[string]string, len(f.Headers)),
-		ClientCertVerified: f.ClientCertVerified,
+		Method:     f.Method,
+		Scheme:     f.Scheme,
+		Host:       f.Host,
+		Path:       f.Path,
+		Headers:    make(map[string]string, len(f.Headers)),
+		ClientCert: f.ClientCert,
 	}
 	for k, v := range f.Headers {
 		r.Headers[strings.ToLower(k)] = v

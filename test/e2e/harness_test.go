@@ -14,6 +14,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -357,6 +358,10 @@ type env struct {
 	agArgs        []string
 	bootstrapFile string
 	rewrite       func(t *testing.T, cfg []byte) []byte
+	// policy replaces policyTemplate (same {{...}} placeholders); files
+	// are written next to it before accessgate starts.
+	policy string
+	files  map[string][]byte
 }
 
 func (e *env) appOrigin() string { return fmt.Sprintf("http://%s:%d", e.host, e.envoyPort) }
@@ -423,7 +428,10 @@ func newEnvWith(t *testing.T, setup func(*env)) *env {
 		"{{APP}}", appHost,
 		"{{AUD}}", audience,
 		"{{PAGE}}", e.pageOrigin(),
-	).Replace(policyTemplate)
+	).Replace(cmp.Or(e.policy, policyTemplate))
+	for name, data := range e.files {
+		write(t, filepath.Join(dir, name), data)
+	}
 	policyFile := filepath.Join(dir, "policy.yaml")
 	write(t, policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), e.keys.jwks)

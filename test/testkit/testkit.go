@@ -110,8 +110,14 @@ type Leaf struct {
 	Server   bool
 	DNSNames []string
 	IPs      []net.IP
-	// NotAfter defaults to a day from now.
-	NotAfter time.Time
+	// NotAfter defaults to a day from now; NotBefore to two hours ago.
+	NotAfter  time.Time
+	NotBefore time.Time
+	// ExtKeyUsage, when set, replaces the default extended key usage
+	// (clientAuth; serverAuth for Server); NoExtKeyUsage leaves the
+	// extension out.
+	ExtKeyUsage   []x509.ExtKeyUsage
+	NoExtKeyUsage bool
 }
 
 // Issue signs a certificate for l and returns it and its private key, PEM
@@ -125,10 +131,13 @@ func (ca *CA) Issue(t testing.TB, l Leaf) (certPEM, keyPEM []byte) {
 	if l.NotAfter.IsZero() {
 		l.NotAfter = time.Now().Add(24 * time.Hour)
 	}
+	if l.NotBefore.IsZero() {
+		l.NotBefore = time.Now().Add(-2 * time.Hour)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
 		Subject:      pkix.Name{CommonName: l.CommonName},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
+		NotBefore:    l.NotBefore,
 		NotAfter:     l.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -137,6 +146,12 @@ func (ca *CA) Issue(t testing.TB, l Leaf) (certPEM, keyPEM []byte) {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.DNSNames = l.DNSNames
 		tmpl.IPAddresses = l.IPs
+	}
+	if l.ExtKeyUsage != nil {
+		tmpl.ExtKeyUsage = l.ExtKeyUsage
+	}
+	if l.NoExtKeyUsage {
+		tmpl.ExtKeyUsage = nil
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
