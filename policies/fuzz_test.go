@@ -37,6 +37,9 @@ func FuzzParse(f *testing.F) {
 		}
 		lines := yamlLines(data)
 		for _, e := range list {
+			if e.File != "fuzz.yaml" {
+				continue // a file the input names (revocations_file)
+			}
 			if e.Line < 1 || e.Line > lines || e.Col < 1 {
 				t.Errorf("error %q outside the input's %d lines", e.Error(), lines)
 			}

@@ -27,6 +27,9 @@ type parser struct {
 	// hasClientCAs is set when client_certificate_authorities lists at
 	// least one file: certificate selectors need it.
 	hasClientCAs bool
+	// otherErrs are problems of other files the policy file names (the
+	// revocations file), already positioned and sorted.
+	otherErrs ErrorList
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

@@ -33,8 +33,17 @@ type Set struct {
 	// ClientCAs are the client_certificate_authorities certificates (nil
 	// when none are configured).
 	ClientCAs *x509.CertPool
+	// RequireApplicationBinding is `require_application_binding`: a
+	// request the gateway did not bind to an application is refused.
+	RequireApplicationBinding bool
+	// RevocationsFile is `revocations_file` resolved against the policy
+	// file's folder ("" when none); Revocations is its content as read at
+	// load (nil when none).
+	RevocationsFile string
+	Revocations     *Revocations
 
-	hosts hostIndex
+	hosts  hostIndex
+	byName map[string]*Application
 }
 
 // Issuer is a compiled `issuers` entry.
@@ -88,6 +97,9 @@ type Application struct {
 	PostAuth []*Policy
 	// WWWAuthenticate is the precomputed `Bearer realm="<name>"` value.
 	WWWAuthenticate string
+
+	// hostDomains are the parsed domains, for CoversHost.
+	hostDomains []domain
 }
 
 // Action is a policy's action.
@@ -150,6 +162,10 @@ type Selector struct {
 	// claims decode).
 	ClaimPath  []string
 	ClaimValue any
+	// Rule names the selector by its place in its policy, as the audit
+	// log and `check` print it: "include[0].email_domain",
+	// "exclude[1].email", "require[0].ip".
+	Rule string
 }
 
 // CORS is an application's compiled CORS settings with its answer headers
