@@ -68,7 +68,7 @@ func newSessionFixture(t *testing.T, edit func(string) string) *sessionFixture {
 func (f *sessionFixture) sessionToken(email, sub string, iat time.Time, extra ...string) string {
 	f.t.Helper()
 	b := jwt.NewBuilder().Issuer("https://team.example.com").Audience([]string{"aud-dashboard"}).
-		Expiration(time.Now().Add(2 * time.Hour)).Claim("email", email)
+		Expiration(time.Now().Add(2*time.Hour)).Claim("email", email)
 	if sub != "" {
 		b = b.Subject(sub)
 	}
