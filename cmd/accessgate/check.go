@@ -31,6 +31,9 @@ type requestFile struct {
 	// ClientCert is an extension: the client certificate (PEM) the proxy
 	// would pass, for valid_certificate and common_name.
 	ClientCert string `json:"client_cert,omitempty"`
+	// Application is the per-route binding (contract §10), as the gateway
+	// would send it; present (even "") means bound.
+	Application *string `json:"application,omitempty"`
 }
 
 // readRequest parses a REQUEST.json. Header names are lower-cased, as Envoy
@@ -49,6 +52,9 @@ func readRequest(data []byte) (*authz.Request, error) {
 		Path:       f.Path,
 		Headers:    make(map[string]string, len(f.Headers)),
 		ClientCert: f.ClientCert,
+	}
+	if f.Application != nil {
+		r.Application, r.ApplicationBound = *f.Application, true
 	}
 	for k, v := range f.Headers {
 		r.Headers[strings.ToLower(k)] = v
@@ -82,6 +88,7 @@ func readRequest(data []byte) (*authz.Request, error) {
 type decisionJSON struct {
 	Application     string            `json:"application"`
 	Policy          string            `json:"policy"`
+	Rule            string            `json:"rule"`
 	Reason          authz.Reason      `json:"reason"`
 	Status          int               `json:"status"`
 	Headers         map[string]string `json:"headers"`
@@ -97,6 +104,7 @@ func explain(d *authz.Decision) []byte {
 	out := decisionJSON{
 		Application:     d.Application,
 		Policy:          d.Policy,
+		Rule:            d.Rule,
 		Reason:          d.Reason,
 		Status:          d.Status,
 		Headers:         headerObject(d.Headers),
@@ -137,7 +145,7 @@ const keySyncTimeout = 10 * time.Second
 func (c *cli) check(ctx context.Context, args []string) int {
 	fs := c.flagSet("check")
 	config := fs.String("config", c.env(envConfig, ""), "policy file (env "+envConfig+")")
-	request := fs.String("request", "", "request to decide, as JSON: {method, scheme, host, path, headers, source_ip}")
+	request := fs.String("request", "", "request to decide, as JSON: {method, scheme, host, path, headers, source_ip, application}")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

@@ -51,8 +51,11 @@ Usage:
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
                       [--decision-log-level debug|info] [--token-cache-size N]
+                      [--audit-log FILE|-]
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
+  accessgate revoke   --file FILE (--email ADDR | --sub ID) [--before TIME]
+  accessgate revoke   --file FILE --prune --older-than DURATION
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
@@ -63,7 +66,8 @@ Flags may also come from the environment: ACCESSGATE_CONFIG,
 ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_TLS_CERT,
 ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA, ACCESSGATE_HTTP_TLS_CERT,
 ACCESSGATE_HTTP_TLS_KEY, ACCESSGATE_LOG_LEVEL, ACCESSGATE_LOG_FORMAT,
-ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE.
+ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE,
+ACCESSGATE_AUDIT_LOG.
 A flag beats its variable.
 Run 'accessgate COMMAND -h' for a command's flags.
 `
@@ -79,6 +83,8 @@ type cli struct {
 	signals chan os.Signal
 	// started, when set, is called once serve listens, with its addresses.
 	started func(grpcAddr, httpAddr string)
+	// reopenAudit reopens serve's audit log (SIGUSR1); nil without one.
+	reopenAudit func()
 }
 
 func newCLI(stdout, stderr io.Writer, getenv func(string) string) *cli {
@@ -99,6 +105,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.validate(rest)
 	case "check":
 		return c.check(ctx, rest)
+	case "revoke":
+		return c.revoke(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK

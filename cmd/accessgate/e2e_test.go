@@ -61,10 +61,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if email != "alice@example.com" {
 		t.Errorf("Check alice: identity header = %q, want alice@example.com", email)
 	}
-	if v := s.metric(`accessgate_decisions_total{application="dashboard",reason="allowed"}`); v != 1 {
+	if v := s.metric(`accessgate_decisions_total{application="dashboard",endpoint="grpc",reason="allowed"}`); v != 1 {
 		t.Errorf("decisions_total{allowed} = %v, want 1", v)
 	}
-	if v := s.metric("accessgate_check_duration_seconds_count"); v != 1 {
+	if v := s.metric(`accessgate_check_duration_seconds_count{endpoint="grpc"}`); v != 1 {
 		t.Errorf("check_duration_seconds_count = %v, want 1", v)
 	}
 

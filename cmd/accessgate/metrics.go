@@ -23,7 +23,7 @@ const (
 type metrics struct {
 	reg        *prometheus.Registry
 	decisions  *prometheus.CounterVec
-	latency    prometheus.Histogram
+	latency    *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
 	jwks       *prometheus.CounterVec
 	lastReload prometheus.Gauge
@@ -40,12 +40,27 @@ type metrics struct {
 	// copied on write: with 10,000 applications a copy per new pair would
 	// make filling it quadratic.
 	counters map[decisionKey]prometheus.Counter
-	mu       sync.RWMutex
+	// latencies caches the latency histogram of each endpoint, likewise.
+	latencies map[string]prometheus.Observer
+	mu        sync.RWMutex
+
+	// session holds the audit log and revocation metrics.
+	session *sessionMetrics
 }
 
 type decisionKey struct {
-	reason authz.Reason
-	app    string
+	reason   authz.Reason
+	app      string
+	endpoint string
+}
+
+// endpointOf is the endpoint label of a decision: the name the adapter
+// put in the request ("grpc", "auth/forward", ...).
+func endpointOf(r *authz.Request) string {
+	if r == nil || r.Endpoint == "" {
+		return "unknown"
+	}
+	return r.Endpoint
 }
 
 func newMetrics() *metrics {
@@ -53,16 +68,16 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_decisions_total",
-			Help: "Decisions made, by reason code and application (\"\" when no application matched).",
-		}, []string{"reason", "application"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: "Decisions made, by reason code, application (\"\" when no application matched) and endpoint (grpc, auth/envoy, auth/forward, ...).",
+		}, []string{"reason", "application", "endpoint"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "accessgate_check_duration_seconds",
-			Help: "Time to decide one ext_authz check, from CheckRequest to CheckResponse.",
+			Help: "Time to decide one check, from the request to the answer, by endpoint (grpc, auth/envoy, ...).",
 			Buckets: []float64{
 				0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 				0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 			},
-		}),
+		}, []string{"endpoint"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_config_reloads_total",
 			Help: "Policy file loads (at start and on change), by result (success, failure).",
@@ -95,32 +110,43 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.jwks, m.lastReload, m.jwksStale, m.jwksLastOK, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.counters = map[decisionKey]prometheus.Counter{}
+	// The gRPC series exist from the start, so a dashboard sees 0, not
+	// nothing, before the first check.
+	m.latencies = map[string]prometheus.Observer{"grpc": m.latency.WithLabelValues("grpc")}
+	m.session = newSessionMetrics(m.reg)
 	return m
 }
 
 // observe counts one decision; it is the envoy server's Observer.
-func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
-	m.latency.Observe(took.Seconds())
-	k := decisionKey{d.Reason, d.Application}
+func (m *metrics) observe(r *authz.Request, d *authz.Decision, took time.Duration) {
+	k := decisionKey{d.Reason, d.Application, endpointOf(r)}
 	m.mu.RLock()
 	c, ok := m.counters[k]
+	h, hok := m.latencies[k.endpoint]
 	m.mu.RUnlock()
-	if !ok {
-		c = m.counter(k)
+	if !ok || !hok {
+		c, h = m.counter(k)
 	}
+	h.Observe(took.Seconds())
 	c.Inc()
 }
 
-// counter returns k's counter, adding it to the cache.
-func (m *metrics) counter(k decisionKey) prometheus.Counter {
+// counter returns k's counter and its endpoint's histogram, adding them to
+// the caches.
+func (m *metrics) counter(k decisionKey) (prometheus.Counter, prometheus.Observer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c, ok := m.counters[k]; ok {
-		return c
+	h, ok := m.latencies[k.endpoint]
+	if !ok {
+		h = m.latency.WithLabelValues(k.endpoint)
+		m.latencies[k.endpoint] = h
 	}
-	c := m.decisions.WithLabelValues(string(k.reason), k.app)
+	if c, ok := m.counters[k]; ok {
+		return c, h
+	}
+	c := m.decisions.WithLabelValues(string(k.reason), k.app, k.endpoint)
 	m.counters[k] = c
-	return c
+	return c, h
 }
 
 // reloaded counts a policy file load.

@@ -16,6 +16,7 @@ import (
 func TestMetricsObserveConcurrent(t *testing.T) {
 	m := newMetrics()
 	apps := []string{"", "a", "b"}
+	endpoints := []string{"grpc", "auth/forward"}
 	reasons := []authz.Reason{authz.ReasonAllowed, authz.ReasonBlocked}
 	const perG = 200
 	var wg sync.WaitGroup
@@ -25,7 +26,7 @@ func TestMetricsObserveConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range perG {
 				d := authz.Decision{Reason: reasons[(g+i)%2], Application: apps[i%3]}
-				m.observe(nil, &d, time.Microsecond)
+				m.observe(&authz.Request{Endpoint: endpoints[i%2]}, &d, time.Microsecond)
 			}
 		}()
 	}
@@ -33,14 +34,29 @@ func TestMetricsObserveConcurrent(t *testing.T) {
 	total := 0.0
 	for _, a := range apps {
 		for _, r := range reasons {
-			total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a))
+			for _, ep := range endpoints {
+				total += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a, ep))
+			}
 		}
 	}
 	if total != 8*perG {
 		t.Errorf("decisions counted = %v, want %d", total, 8*perG)
 	}
-	if got := testutil.CollectAndCount(m.latency); got != 1 {
-		t.Errorf("latency histogram series = %d, want 1", got)
+	if got := testutil.CollectAndCount(m.latency); got != len(endpoints) {
+		t.Errorf("latency histogram series = %d, want one per endpoint (%d)", got, len(endpoints))
+	}
+	// Each endpoint counted apart: i%2 picks the endpoint, and each
+	// goroutine's perG decisions split evenly between the two.
+	for _, ep := range endpoints {
+		n := 0.0
+		for _, a := range apps {
+			for _, r := range reasons {
+				n += testutil.ToFloat64(m.decisions.WithLabelValues(string(r), a, ep))
+			}
+		}
+		if n != 8*perG/2 {
+			t.Errorf("decisions at endpoint %s = %v, want %d", ep, n, 8*perG/2)
+		}
 	}
 }
 

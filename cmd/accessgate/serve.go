@@ -64,6 +64,8 @@ type gate struct {
 	// draining is set at shutdown: /readyz fails from then on, so that a
 	// load balancer stops sending while in-flight checks finish.
 	draining atomic.Bool
+	// revocations follows the set's revocations_file (revocations.go).
+	revocations revocationWatch
 }
 
 // keysChanged tells the engine that the keys served changed, so that it
@@ -84,6 +86,7 @@ func (g *gate) load(set *policies.Set) {
 	cancel()
 	g.engine.Swap(set) // also drops the verified-token cache
 	g.metrics.reloaded(true, time.Now())
+	g.revocationsLoaded(set)
 	if missing := g.keys.Ready(set); len(missing) > 0 {
 		g.log.Warn("issuers without usable keys, not ready", zap.Strings("issuers", missing))
 	}
@@ -147,6 +150,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
 		return exitUsage
 	}
+	auditPath := fs.String("audit-log", c.env(envAuditLog, ""), "append one JSON line per decision to FILE (- for stdout); reopened on SIGUSR1 (env "+envAuditLog+")")
 	tokenCache := fs.Int("token-cache-size", cacheDefault, "verified tokens remembered, so a repeated token skips its signature check; 0 turns the cache off (env "+envTokenCacheSize+")")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -191,7 +195,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	sigs := c.signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 4)
-		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 		defer signal.Stop(ch)
 		sigs = ch
 	}
@@ -231,6 +235,14 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))
 	g.live.Store(g.engine)
 	g.load(set)
+	defer g.revocations.stop()
+	observe := m.observe
+	if *auditPath != "" {
+		audit := openAudit(*auditPath, log, m.session)
+		defer audit.Close()
+		observe = chainObservers(m.observe, audit.record)
+		c.reopenAudit = audit.Reopen
+	}
 
 	gl, err := net.Listen("tcp", *grpcAddr)
 	if err != nil {
@@ -253,7 +265,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(grpcTLSConfig)))
 	}
 	gs := grpc.NewServer(gopts...)
-	envoy.NewServer(g.engine, log, envoy.WithObserver(m.observe), envoy.WithDecisionLevel(decisionLvl)).Register(gs)
+	envoy.NewServer(g.engine, log, envoy.WithObserver(observe), envoy.WithDecisionLevel(decisionLvl)).Register(gs)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -337,7 +349,15 @@ loop:
 	for {
 		select {
 		case s := <-sigs:
+			if s == syscall.SIGUSR1 {
+				log.Info("SIGUSR1: reopening the audit log")
+				if c.reopenAudit != nil {
+					c.reopenAudit()
+				}
+				continue
+			}
 			if s == syscall.SIGHUP {
+				g.revocations.trigger()
 				log.Info("SIGHUP: reloading config", zap.String("config", path))
 				if w != nil {
 					w.Trigger()

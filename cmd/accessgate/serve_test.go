@@ -153,7 +153,7 @@ func TestServeHTTPEndpoints(t *testing.T) {
 	if code, body := s.get("/readyz"); code != 200 || body != "ok\n" {
 		t.Errorf("/readyz = %d %q, want 200 ok", code, body)
 	}
-	for _, series := range []string{reloadsOK, "accessgate_check_duration_seconds_count", "go_goroutines"} {
+	for _, series := range []string{reloadsOK, `accessgate_check_duration_seconds_count{endpoint="grpc"}`, "go_goroutines"} {
 		if v := s.metric(series); v < 0 {
 			t.Errorf("/metrics has no %s", series)
 		}
