@@ -171,7 +171,9 @@ func TestEnvoyRouteBinding(t *testing.T) {
 	staff := "CF_Authorization=" + e.keys.token(t, "alice@example.com", time.Hour)
 	root := "CF_Authorization=" + e.keys.token(t, "root@example.com", time.Hour)
 	api := map[string]string{"Accept": "application/json"}
-	with := func(cookie string) map[string]string { return map[string]string{"Accept": "application/json", "Cookie": cookie} }
+	with := func(cookie string) map[string]string {
+		return map[string]string{"Accept": "application/json", "Cookie": cookie}
+	}
 
 	tests := []struct {
 		name       string
