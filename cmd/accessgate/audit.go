@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"os"
 	"strconv"
 	"strings"
@@ -16,42 +15,58 @@ import (
 
 // Audit log (contract §11): one JSON line per decision, never sampled.
 //
-// A decision never waits for the audit log: the line is built on the
-// deciding goroutine into a pooled buffer and handed to one writer
-// goroutine through a bounded queue; when the queue is full (a full or
-// slow disk) the line is dropped and counted. Write errors are counted and
-// logged (at most once a minute), and the writer carries on: the next line
-// may succeed once space is freed. SIGUSR1 reopens the file, for log
+// A decision never waits for the audit log and never wakes a goroutine:
+// the line is built into a pooled buffer on the deciding goroutine and
+// appended, under a short lock, to a bounded batch. One writer goroutine
+// swaps the batch out every auditFlush and writes it with one system call.
+// When the batch is full (a full or slow disk, a file that cannot be
+// opened) lines are dropped and counted. Write errors are counted and
+// logged (at most once a minute), and the writer carries on: the next
+// batch may succeed once space is freed. SIGUSR1 reopens the file, for log
 // rotation.
 
 // envAuditLog supplies --audit-log.
 const envAuditLog = "ACCESSGATE_AUDIT_LOG"
 
-// auditQueue is how many lines may wait for the writer.
-const auditQueue = 8192
+// auditMaxBatch bounds the lines waiting for the writer, in bytes; at
+// auditKick the writer is woken early (once per batch), so a high rate of
+// decisions is written in 1 MiB batches instead of being dropped.
+const (
+	auditMaxBatch = 16 << 20
+	auditKick     = 1 << 20
+)
+
+// auditFlush is how often the writer writes what is waiting: a line
+// reaches the file at most this late.
+const auditFlush = 100 * time.Millisecond
 
 // auditRetry is how often a file that could not be opened is tried again
 // while lines keep coming.
 const auditRetry = 10 * time.Second
 
 type auditLog struct {
-	path  string // "-" for stdout
-	log   *zap.Logger
-	m     *sessionMetrics
-	now   func() time.Time
-	lines chan *[]byte
-	// reopenc asks the writer to reopen the file; stop ends it.
+	path string // "-" for stdout
+	log  *zap.Logger
+	m    *sessionMetrics
+	now  func() time.Time
+
+	mu    sync.Mutex
+	batch []byte // lines waiting for the writer
+	n     int    // how many
+
+	// kick wakes the writer early; reopenc asks it to reopen the file;
+	// stop ends it.
+	kick    chan struct{}
 	reopenc chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 
 	// Writer goroutine only.
-	f         *os.File // nil for stdout or while the file cannot be opened
-	bw        *bufio.Writer
-	failedAt  time.Time // last failed open
-	errWarned time.Time // last error logged
-	pending   int       // lines buffered since the last flush
+	out       *os.File // the file, stdout, or nil while it cannot be opened
+	spare     []byte   // the other batch buffer
+	failedAt  time.Time
+	errWarned time.Time
 }
 
 var auditBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -65,7 +80,9 @@ func openAudit(path string, log *zap.Logger, m *sessionMetrics) *auditLog {
 		log:     log.Named("audit"),
 		m:       m,
 		now:     time.Now,
-		lines:   make(chan *[]byte, auditQueue),
+		batch:   make([]byte, 0, 64<<10),
+		spare:   make([]byte, 0, 64<<10),
+		kick:    make(chan struct{}, 1),
 		reopenc: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -83,60 +100,94 @@ func (a *auditLog) Reopen() {
 	}
 }
 
-// Close writes the lines still queued and closes the file.
+// Close writes the lines still waiting and closes the file.
 func (a *auditLog) Close() {
 	a.once.Do(func() { close(a.stop) })
 	<-a.done
 }
 
-// record is an envoy Observer (and the HTTP endpoints'): it queues the
-// decision's line, or drops and counts it when the queue is full.
+// record is an envoy Observer (and the HTTP endpoints'): it adds the
+// decision's line to the batch, or drops and counts it when the batch is
+// full.
 func (a *auditLog) record(r *authz.Request, d *authz.Decision, took time.Duration) {
 	bp := auditBufs.Get().(*[]byte)
-	*bp = appendAuditLine((*bp)[:0], a.now(), r, d, took)
-	select {
-	case a.lines <- bp:
-	default:
+	line := appendAuditLine((*bp)[:0], a.now(), r, d, took)
+	a.mu.Lock()
+	full := len(a.batch)+len(line) > auditMaxBatch
+	kick := false
+	if !full {
+		kick = len(a.batch) < auditKick && len(a.batch)+len(line) >= auditKick
+		a.batch = append(a.batch, line...)
+		a.n++
+	}
+	a.mu.Unlock()
+	if kick {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	*bp = line
+	auditBufs.Put(bp)
+	if full {
 		a.m.auditDropped.Inc()
-		auditBufs.Put(bp)
 	}
 }
 
 func (a *auditLog) run() {
 	defer close(a.done)
+	tick := time.NewTicker(auditFlush)
+	defer tick.Stop()
 	for {
 		select {
-		case bp := <-a.lines:
-			a.write(bp)
-			if len(a.lines) == 0 {
-				a.flush()
-			}
+		case <-tick.C:
+			a.writeBatch()
+		case <-a.kick:
+			a.writeBatch()
 		case <-a.reopenc:
-			a.flush()
+			a.writeBatch()
 			a.closeFile()
 			a.open()
 		case <-a.stop:
-		drain:
-			for {
-				select {
-				case bp := <-a.lines:
-					a.write(bp)
-				default:
-					break drain
-				}
-			}
-			a.flush()
+			a.writeBatch()
 			a.closeFile()
 			return
 		}
 	}
 }
 
+// writeBatch swaps the waiting lines out and writes them in one call.
+func (a *auditLog) writeBatch() {
+	a.mu.Lock()
+	buf, n := a.batch, a.n
+	a.batch, a.n = a.spare[:0], 0
+	a.mu.Unlock()
+	a.spare = buf
+	if n == 0 {
+		return
+	}
+	if a.out == nil && !a.failedAt.IsZero() && a.now().Sub(a.failedAt) >= auditRetry {
+		a.open()
+	}
+	if a.out == nil {
+		a.m.auditDropped.Add(float64(n))
+		return
+	}
+	if _, err := a.out.Write(buf); err != nil {
+		// Part of the batch may have been written; counting all of it
+		// as lost errs on the safe side.
+		a.fail("write audit log", err)
+		a.m.auditDropped.Add(float64(n))
+		return
+	}
+	a.m.auditLines.Add(float64(n))
+}
+
 // open opens the file for appending (creating it, mode 0640: it names
 // users), or takes stdout.
 func (a *auditLog) open() {
 	if a.path == "-" {
-		a.bw = bufio.NewWriterSize(os.Stdout, 64<<10)
+		a.out = os.Stdout
 		return
 	}
 	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -145,70 +196,16 @@ func (a *auditLog) open() {
 		a.fail("open audit log", err)
 		return
 	}
-	a.f, a.failedAt = f, time.Time{}
-	if a.bw == nil {
-		a.bw = bufio.NewWriterSize(f, 64<<10)
-	} else {
-		a.bw.Reset(f)
-	}
+	a.out, a.failedAt = f, time.Time{}
 }
 
 func (a *auditLog) closeFile() {
-	if a.f != nil {
-		if err := a.f.Close(); err != nil {
+	if a.out != nil && a.out != os.Stdout {
+		if err := a.out.Close(); err != nil {
 			a.fail("close audit log", err)
 		}
-		a.f = nil
 	}
-}
-
-func (a *auditLog) write(bp *[]byte) {
-	defer auditBufs.Put(bp)
-	if a.f == nil && a.path != "-" {
-		if !a.failedAt.IsZero() && a.now().Sub(a.failedAt) >= auditRetry {
-			a.open()
-		}
-		if a.f == nil {
-			a.m.auditDropped.Inc()
-			return
-		}
-	}
-	if _, err := a.bw.Write(*bp); err != nil {
-		a.pending++ // this line is lost with the buffer
-		a.lost(err)
-		return
-	}
-	a.pending++
-}
-
-func (a *auditLog) flush() {
-	if a.bw == nil || (a.f == nil && a.path != "-") {
-		return
-	}
-	if err := a.bw.Flush(); err != nil {
-		a.lost(err)
-		return
-	}
-	a.m.auditLines.Add(float64(a.pending))
-	a.pending = 0
-}
-
-// lost handles a failed write or flush: the buffered lines are gone, the
-// writer is reset so that the next line can succeed (a bufio.Writer keeps
-// its first error forever).
-//
-// Lines counted as written are those flushed; the ones lost here are
-// counted as dropped. (A bufio.Writer may have flushed part of them when
-// its buffer filled; counting all as lost errs on the safe side.)
-func (a *auditLog) lost(err error) {
-	a.fail("write audit log", err)
-	a.m.auditDropped.Add(float64(a.pending))
-	a.pending = 0
-	if a.f != nil {
-		a.bw.Reset(a.f)
-	} else {
-		a.bw.Reset(os.Stdout)
-	}
+	a.out = nil
 }
 
 // fail counts an error and logs it at most once a minute.

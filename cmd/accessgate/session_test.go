@@ -200,7 +200,7 @@ func TestAuditLogFile(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err == nil {
 		m := newMetrics().session
 		a := openAudit("/dev/full", zap.NewNop(), m)
-		for i := 0; i < 3*auditQueue; i++ { // more than the queue: never blocks
+		for i := 0; i < 3*auditMaxBatch/200; i++ { // more than a batch holds: never blocks
 			a.record(r, d, time.Microsecond)
 		}
 		a.Close()
