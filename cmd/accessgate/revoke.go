@@ -82,7 +82,7 @@ func (c *cli) revoke(args []string) int {
 				kept = append(kept, e)
 			}
 		}
-		msg = fmt.Sprintf("pruned %d entries with before earlier than %s; %d left", len(entries)-len(kept), cut.Format(time.RFC3339), len(kept))
+		msg = fmt.Sprintf("pruned %s with before earlier than %s; %s left", entriesN(len(entries)-len(kept)), cut.Format(time.RFC3339), entriesN(len(kept)))
 		entries = kept
 	} else {
 		entries = append(entries, policies.Revocation{Email: *email, Sub: *sub, Before: before})
@@ -90,7 +90,7 @@ func (c *cli) revoke(args []string) int {
 		if *sub != "" {
 			who = "sub " + *sub
 		}
-		msg = fmt.Sprintf("revoked %s: tokens issued at or before %s; %d entries", who, before.Format(time.RFC3339), len(entries))
+		msg = fmt.Sprintf("revoked %s: tokens issued at or before %s; %s in %s", who, before.Format(time.RFC3339), entriesN(len(entries)), *file)
 	}
 	data, err := policies.FormatRevocations(entries)
 	if err == nil {
@@ -182,4 +182,11 @@ func replaceFile(file string, data []byte, mode os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+func entriesN(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
