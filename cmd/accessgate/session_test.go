@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,4 +479,32 @@ func TestValidateRevocationsFile(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "revoked.yaml:1:10: revoked must be a list") {
 		t.Errorf("serve: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// TestServeSignals: SIGUSR1 reopens the audit log (rotation), SIGHUP
+// re-reads the revocations file even when no file event came.
+func TestServeSignals(t *testing.T) {
+	dir := t.TempDir()
+	rev := writeFile(t, dir, "revoked.yaml", "revoked: []\n")
+	audit := filepath.Join(dir, "audit.log")
+	s, d := revocationServe(t, rev, "--audit-log", audit)
+	if got := checkReason(t, s, d.token); got != "allowed" {
+		t.Fatalf("first check: %s", got)
+	}
+	eventually(t, "first line written", func() bool { return len(readLinesQuiet(audit)) == 1 && readLinesQuiet(audit)[0] != "" })
+	if err := os.Rename(audit, audit+".1"); err != nil {
+		t.Fatal(err)
+	}
+	s.sigs <- syscall.SIGUSR1
+	eventually(t, "audit log reopened", func() bool { _, err := os.Stat(audit); return err == nil })
+	checkReason(t, s, d.token)
+	eventually(t, "second line in the new file", func() bool { return len(readLinesQuiet(audit)) == 1 && readLinesQuiet(audit)[0] != "" })
+	if n := len(readLinesQuiet(audit + ".1")); n != 1 {
+		t.Errorf("rotated file has %d lines, want 1", n)
+	}
+
+	ok := `accessgate_revocations_reloads_total{result="success"}`
+	before := s.metric(ok)
+	s.sigs <- syscall.SIGHUP
+	eventually(t, "SIGHUP re-reads the revocations file", func() bool { return s.metric(ok) > before })
 }
