@@ -106,12 +106,19 @@ func (a *auditLog) Close() {
 	<-a.done
 }
 
-// record is an envoy Observer (and the HTTP endpoints'): it adds the
-// decision's line to the batch, or drops and counts it when the batch is
-// full.
+// record is an envoy Observer: it logs the decision at the endpoint the
+// request names (see recordAt).
 func (a *auditLog) record(r *authz.Request, d *authz.Decision, took time.Duration) {
+	a.recordAt(endpointOf(r), r, d, took)
+}
+
+// recordAt adds the line of a decision made at endpoint ("grpc",
+// "auth/forward", ...) to the batch, or drops and counts it when the batch
+// is full. An adapter that passes its endpoint beside the request calls
+// this.
+func (a *auditLog) recordAt(endpoint string, r *authz.Request, d *authz.Decision, took time.Duration) {
 	bp := auditBufs.Get().(*[]byte)
-	line := appendAuditLine((*bp)[:0], a.now(), r, d, took)
+	line := appendAuditLine((*bp)[:0], a.now(), endpoint, r, d, took)
 	a.mu.Lock()
 	full := len(a.batch)+len(line) > auditMaxBatch
 	kick := false
@@ -222,7 +229,7 @@ func (a *auditLog) fail(what string, err error) {
 // application, policy, rule, reason, status, email, sub, service_token,
 // took_us. The path loses its query; no header but x-request-id and
 // traceparent is read, so no token, cookie or secret can reach the line.
-func appendAuditLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, took time.Duration) []byte {
+func appendAuditLine(b []byte, now time.Time, endpoint string, r *authz.Request, d *authz.Decision, took time.Duration) []byte {
 	if r == nil {
 		r = &authz.Request{}
 	}
@@ -238,7 +245,7 @@ func appendAuditLine(b []byte, now time.Time, r *authz.Request, d *authz.Decisio
 	b = append(b, `,"trace_id":"`...)
 	b = append(b, traceID(r.Headers["traceparent"])...)
 	b = append(b, `","endpoint":`...)
-	b = appendJSONString(b, r.Endpoint)
+	b = appendJSONString(b, endpoint)
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, r.Method)
 	b = append(b, `,"host":`...)
@@ -329,6 +336,15 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// endpointOf is the endpoint of a decision as the adapter wrote it in the
+// request ("grpc", "auth/forward", ...), for metrics and the audit log.
+func endpointOf(r *authz.Request) string {
+	if r == nil || r.Endpoint == "" {
+		return "unknown"
+	}
+	return r.Endpoint
 }
 
 // chainObservers calls each observer in turn.

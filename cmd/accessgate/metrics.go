@@ -54,14 +54,6 @@ type decisionKey struct {
 	endpoint string
 }
 
-// endpointOf is the endpoint label of a decision: the name the adapter
-// put in the request ("grpc", "auth/forward", ...).
-func endpointOf(r *authz.Request) string {
-	if r == nil || r.Endpoint == "" {
-		return "unknown"
-	}
-	return r.Endpoint
-}
 
 func newMetrics() *metrics {
 	m := &metrics{

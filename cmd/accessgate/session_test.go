@@ -98,7 +98,7 @@ func TestAuditLine(t *testing.T) {
 	d := &authz.Decision{Status: 200, Reason: authz.ReasonAllowed, Application: "dashboard", Policy: "staff",
 		Rule: "include[0].email_domain", Identity: id, ServiceToken: "ci-bot"}
 	now := time.Date(2026, 12, 8, 10, 0, 0, 123456000, time.UTC)
-	line := string(appendAuditLine(nil, now, r, d, 1234567*time.Nanosecond))
+	line := string(appendAuditLine(nil, now, endpointOf(r), r, d, 1234567*time.Nanosecond))
 	want := `{"time":"2026-12-08T10:00:00.123456Z","request_id":"req\"1\u000a","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",` +
 		`"endpoint":"grpc","method":"GET","host":"app.example.com:8443","path":"/reports","source_ip":"203.0.113.7",` +
 		`"application":"dashboard","policy":"staff","rule":"include[0].email_domain","reason":"allowed","status":200,` +
@@ -119,7 +119,7 @@ func TestAuditLine(t *testing.T) {
 		}
 	}
 	// Empty request and decision: every field still there.
-	if err := json.Unmarshal(appendAuditLine(nil, now, nil, &authz.Decision{}, 0), &m); err != nil || len(m) != 17 {
+	if err := json.Unmarshal(appendAuditLine(nil, now, "", nil, &authz.Decision{}, 0), &m); err != nil || len(m) != 17 {
 		t.Errorf("empty line: %v, %d fields", err, len(m))
 	}
 }
