@@ -43,10 +43,6 @@ type Request struct {
 	// X-Forwarded-Upgrade, since proxies drop the hop-by-hop Upgrade on the
 	// auth hop; when it is empty, Headers["upgrade"] is read (gRPC).
 	Upgrade string
-	// Endpoint names the door the request came in by, for logs, metrics
-	// and the audit log: "grpc", "auth/envoy", "auth/forward",
-	// "auth/nginx", "auth/nginx/render" or "auth/answer". Decide ignores it.
-	Endpoint string
 }
 
 // Bound reports whether the gateway bound r to an application (see

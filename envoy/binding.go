@@ -17,10 +17,6 @@ import (
 // ordinary header and never a binding.
 const ContextExtensionApplication = "accessgate-application"
 
-// Endpoint is the endpoint name of gRPC checks in logs, metrics and the
-// audit log.
-const Endpoint = "grpc"
-
 // unknownBindingEvery is how often a binding to an unknown application is
 // warned about, per name.
 const unknownBindingEvery = time.Minute

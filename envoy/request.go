@@ -70,7 +70,6 @@ func requestFrom(cr *authv3.CheckRequest) (*authz.Request, bool) {
 			r.ClientCert = pemText
 		}
 	}
-	r.Endpoint = Endpoint
 	bindingFrom(attrs, r)
 	if http == nil || r.Host == "" {
 		return r, false

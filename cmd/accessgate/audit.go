@@ -106,10 +106,9 @@ func (a *auditLog) Close() {
 	<-a.done
 }
 
-// record is an envoy Observer: it logs the decision at the endpoint the
-// request names (see recordAt).
+// record is the envoy server's Observer: a gRPC decision.
 func (a *auditLog) record(r *authz.Request, d *authz.Decision, took time.Duration) {
-	a.recordAt(endpointOf(r), r, d, took)
+	a.recordAt(endpointGRPC, r, d, took)
 }
 
 // recordAt adds the line of a decision made at endpoint ("grpc",
@@ -336,15 +335,6 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
-}
-
-// endpointOf is the endpoint of a decision as the adapter wrote it in the
-// request ("grpc", "auth/forward", ...), for metrics and the audit log.
-func endpointOf(r *authz.Request) string {
-	if r == nil || r.Endpoint == "" {
-		return "unknown"
-	}
-	return r.Endpoint
 }
 
 // chainObservers calls each observer in turn.

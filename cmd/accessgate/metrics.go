@@ -104,14 +104,25 @@ func newMetrics() *metrics {
 	m.counters = map[decisionKey]prometheus.Counter{}
 	// The gRPC series exist from the start, so a dashboard sees 0, not
 	// nothing, before the first check.
-	m.latencies = map[string]prometheus.Observer{"grpc": m.latency.WithLabelValues("grpc")}
+	m.latencies = map[string]prometheus.Observer{endpointGRPC: m.latency.WithLabelValues(endpointGRPC)}
 	m.session = newSessionMetrics(m.reg)
 	return m
 }
 
-// observe counts one decision; it is the envoy server's Observer.
+// endpointGRPC is the `endpoint` label of gRPC ext_authz decisions; the
+// HTTP endpoints of contract section 7 pass their own names to observeAt
+// ("auth/forward", ...).
+const endpointGRPC = "grpc"
+
+// observe counts one gRPC decision; it is the envoy server's Observer.
 func (m *metrics) observe(r *authz.Request, d *authz.Decision, took time.Duration) {
-	k := decisionKey{d.Reason, d.Application, endpointOf(r)}
+	m.observeAt(endpointGRPC, r, d, took)
+}
+
+// observeAt counts one decision made at endpoint: the way an adapter other
+// than gRPC names itself in the `endpoint` label.
+func (m *metrics) observeAt(endpoint string, _ *authz.Request, d *authz.Decision, took time.Duration) {
+	k := decisionKey{d.Reason, d.Application, endpoint}
 	m.mu.RLock()
 	c, ok := m.counters[k]
 	h, hok := m.latencies[k.endpoint]

@@ -26,7 +26,7 @@ func TestMetricsObserveConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range perG {
 				d := authz.Decision{Reason: reasons[(g+i)%2], Application: apps[i%3]}
-				m.observe(&authz.Request{Endpoint: endpoints[i%2]}, &d, time.Microsecond)
+				m.observeAt(endpoints[i%2], nil, &d, time.Microsecond)
 			}
 		}()
 	}

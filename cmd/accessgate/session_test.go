@@ -88,7 +88,7 @@ func TestCheckApplicationAndRule(t *testing.T) {
 func TestAuditLine(t *testing.T) {
 	id := &authz.Identity{Email: "alice@example.com", Sub: "sub-1", Token: "TOKEN-TEXT"}
 	r := &authz.Request{
-		Method: "GET", Host: "app.example.com:8443", Path: "/reports?code=SECRET-CODE&x=1", Endpoint: "grpc",
+		Method: "GET", Host: "app.example.com:8443", Path: "/reports?code=SECRET-CODE&x=1",
 		SourceIP: netip.MustParseAddr("203.0.113.7"),
 		Headers: map[string]string{
 			"x-request-id": "req\"1\n", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -98,7 +98,7 @@ func TestAuditLine(t *testing.T) {
 	d := &authz.Decision{Status: 200, Reason: authz.ReasonAllowed, Application: "dashboard", Policy: "staff",
 		Rule: "include[0].email_domain", Identity: id, ServiceToken: "ci-bot"}
 	now := time.Date(2026, 12, 8, 10, 0, 0, 123456000, time.UTC)
-	line := string(appendAuditLine(nil, now, endpointOf(r), r, d, 1234567*time.Nanosecond))
+	line := string(appendAuditLine(nil, now, "grpc", r, d, 1234567*time.Nanosecond))
 	want := `{"time":"2026-12-08T10:00:00.123456Z","request_id":"req\"1\u000a","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",` +
 		`"endpoint":"grpc","method":"GET","host":"app.example.com:8443","path":"/reports","source_ip":"203.0.113.7",` +
 		`"application":"dashboard","policy":"staff","rule":"include[0].email_domain","reason":"allowed","status":200,` +
@@ -167,7 +167,7 @@ func TestAuditLogFile(t *testing.T) {
 	file := filepath.Join(dir, "audit.log")
 	m := newMetrics().session
 	a := openAudit(file, zap.NewNop(), m)
-	r := &authz.Request{Method: "GET", Host: "h", Path: "/", Endpoint: "grpc", Headers: map[string]string{}}
+	r := &authz.Request{Method: "GET", Host: "h", Path: "/", Headers: map[string]string{}}
 	d := &authz.Decision{Status: 403, Reason: authz.ReasonNoApplication}
 	for i := 0; i < 100; i++ {
 		a.record(r, d, time.Microsecond)
