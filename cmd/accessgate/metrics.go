@@ -54,7 +54,6 @@ type decisionKey struct {
 	endpoint string
 }
 
-
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
