@@ -253,7 +253,7 @@ func FormatRevocations(entries []Revocation) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("format revocations: %w", err)
 	}
-	const head = "# accessgate revocations file: a token of this email or sub issued at or\n" +
-		"# before `before` is refused (token_revoked). Written by `accessgate revoke`.\n"
+	const head = "# Revoked sessions: a token of this email or sub issued at or before\n" +
+		"# `before` is refused (token_revoked). Written by `accessgate revoke`.\n"
 	return append([]byte(head), body...), nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,16 +25,12 @@ import (
 // A missing FILE is created (mode 0644); a malformed one is refused and
 // left untouched.
 func (c *cli) revoke(args []string) int {
-	fs := c.flagSet("revoke")
-	file := fs.String("file", "", "revocations file (the policy file's revocations_file)")
-	email := fs.String("email", "", "revoke the tokens of this email address (ASCII case-insensitive)")
-	sub := fs.String("sub", "", "revoke the tokens of this subject (the token's sub, exact)")
-	beforeFlag := fs.String("before", "", "revoke tokens issued at or before this RFC 3339 time (default now)")
-	prune := fs.Bool("prune", false, "drop entries whose before is older than --older-than")
-	olderThan := fs.Duration("older-than", 0, "with --prune: how old an entry's before must be to go; choose at least the longest session duration plus leeway")
+	var f revokeFlags
+	fs := c.revokeFlagSet(&f)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	file, email, sub, beforeFlag, prune, olderThan := &f.file, &f.email, &f.sub, &f.before, &f.prune, &f.olderThan
 	usage := func(msg string) int {
 		fmt.Fprintf(c.stderr, "accessgate revoke: %s\n", msg)
 		return exitUsage
@@ -109,6 +106,25 @@ func (c *cli) revoke(args []string) int {
 	}
 	fmt.Fprintln(c.stdout, msg)
 	return exitOK
+}
+
+// revokeFlags are revoke's flags.
+type revokeFlags struct {
+	file, email, sub, before string
+	prune                    bool
+	olderThan                time.Duration
+}
+
+// revokeFlagSet is revoke's flags, filling f.
+func (c *cli) revokeFlagSet(f *revokeFlags) *flag.FlagSet {
+	fs := c.flagSet("revoke")
+	fs.StringVar(&f.file, "file", "", "revocations file (the policy file's revocations_file)")
+	fs.StringVar(&f.email, "email", "", "revoke the tokens of this email address (ASCII case-insensitive)")
+	fs.StringVar(&f.sub, "sub", "", "revoke the tokens of this subject (the token's sub, exact)")
+	fs.StringVar(&f.before, "before", "", "revoke tokens issued at or before this RFC 3339 time (default now)")
+	fs.BoolVar(&f.prune, "prune", false, "drop entries whose before is older than --older-than")
+	fs.DurationVar(&f.olderThan, "older-than", 0, "with --prune: how old an entry's before must be to go; choose at least the longest session duration plus leeway")
+	return fs
 }
 
 // readRevocations reads the entries of file and its mode; a missing file
