@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
 )
@@ -367,5 +368,57 @@ func TestEnvoyWebSocket(t *testing.T) {
 			}
 			c.Close(websocket.StatusNormalClosure, "")
 		})
+	}
+}
+
+// TestEnvoyWebSocketLifetime: the upgrade route's max_stream_duration ends
+// an open socket, so it cannot outlive the session that opened it. The
+// route's cap is set to 1s here; the origin would keep the socket for 30s,
+// and the client waits up to 20s: only Envoy can have closed it.
+func TestEnvoyWebSocketLifetime(t *testing.T) {
+	ws := newWSOrigin(t)
+	e := newEnvWith(t, func(e *env) {
+		e.rewrite = func(t *testing.T, cfg []byte) []byte {
+			return editBootstrap(t, cfg, func(hcm *hcmv3.HttpConnectionManager, clusters *[]*clusterv3.Cluster) {
+				for i, c := range *clusters {
+					if c.GetName() == "origin" {
+						(*clusters)[i] = clusterTo(t, *clusters, "origin", ws.port())
+					}
+				}
+				capped := 0
+				for _, r := range vhost(t, hcm, "origin").GetRoutes() {
+					if msd := r.GetRoute().GetMaxStreamDuration(); msd != nil && len(r.GetRoute().GetUpgradeConfigs()) > 0 {
+						msd.MaxStreamDuration = durationpb.New(time.Second)
+						capped++
+					}
+				}
+				if capped != 1 {
+					t.Fatalf("%d upgrade routes with max_stream_duration in the catch-all host, want 1", capped)
+				}
+			})
+		}
+	})
+	token := e.keys.token(t, "alice@example.com", time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/socket", e.envoyPort), &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
+		Host:       fmt.Sprintf("%s:%d", appHost, e.envoyPort),
+		HTTPClient: &http.Client{Transport: &http.Transport{Proxy: nil}},
+	})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hi" {
+		t.Fatalf("echo = %q, %v", msg, err)
+	}
+	// Nothing more is sent: the next read ends when the stream does.
+	_, _, err = c.Read(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("read after the cap: %v (context: %v); want the socket closed by Envoy before the deadline", err, ctx.Err())
 	}
 }
