@@ -398,3 +398,41 @@ func TestWarnLimiter(t *testing.T) {
 		t.Errorf("limiter holds %d keys, want at most %d", n, maxWarnKeys)
 	}
 }
+
+// TestOwnOrigin: scheme and :authority compared, a default port equal to
+// none, hosts ASCII case-insensitively; anything malformed is not own.
+func TestOwnOrigin(t *testing.T) {
+	tests := []struct {
+		origin, scheme, host string
+		want                 bool
+	}{
+		{"https://app.example.com", "https", "app.example.com", true},
+		{"HTTPS://APP.example.com", "https", "app.example.com", true},
+		{"https://app.example.com", "", "app.example.com", true}, // scheme unknown: https
+		{"http://app.example.com", "", "app.example.com", false},
+		{"http://app.example.com:80", "http", "app.example.com", true},
+		{"http://app.example.com", "http", "app.example.com:80", true},
+		{"https://app.example.com:443", "https", "app.example.com:443", true},
+		{"https://app.example.com:80", "https", "app.example.com", false},
+		{"https://app.example.com:8443", "https", "app.example.com:8443", true},
+		{"https://app.example.com:08443", "https", "app.example.com:8443", false},
+		{"https://[::1]:8443", "https", "[::1]:8443", true},
+		{"https://[::1]", "https", "[::1]:443", true},
+		{"https://[::1]", "https", "[::2]", false},
+		{"https://app.example.com.", "https", "app.example.com", false},
+		{"https://user@app.example.com", "https", "app.example.com", false},
+		{"https://app.example.com/", "https", "app.example.com", false},
+		{"https://app.example.com:", "https", "app.example.com", false},
+		{"https://app.example.com:x", "https", "app.example.com", false},
+		{"https://", "https", "", false},
+		{"null", "https", "null", false},
+		{"app.example.com", "https", "app.example.com", false},
+		{"https://evil.test", "https", "app.example.com", false},
+	}
+	for _, tt := range tests {
+		r := &Request{Scheme: tt.scheme, Host: tt.host}
+		if got := ownOrigin(tt.origin, r); got != tt.want {
+			t.Errorf("ownOrigin(%q, %s://%s) = %v, want %v", tt.origin, tt.scheme, tt.host, got, tt.want)
+		}
+	}
+}
