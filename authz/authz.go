@@ -24,7 +24,30 @@ type Request struct {
 	// ClientCert is the client certificate the proxy passed, as PEM (already
 	// URL-decoded); empty when none.
 	ClientCert string
+
+	// Application is the per-route application binding (contract §10):
+	// the name of the application the gateway's route names, used instead
+	// of the host-and-path lookup. ONLY THE GATEWAY MAY SET IT: over gRPC
+	// from Envoy's context_extensions["accessgate-application"], over the
+	// HTTP endpoints from the X-Accessgate-Application fact header, and
+	// only when the policy file sets require_application_binding (a
+	// request header of a client is never a binding). Empty means no
+	// binding, unless ApplicationBound is set.
+	Application string
+	// ApplicationBound marks a binding that was present but empty: an
+	// empty name is a name that does not exist (403 no_application).
+	// Adapters set it whenever they set Application from a present value.
+	ApplicationBound bool
+	// Upgrade is the original request's Upgrade header, for the WebSocket
+	// origin rule (contract §11). The HTTP endpoints fill it from
+	// X-Forwarded-Upgrade, since proxies drop the hop-by-hop Upgrade on the
+	// auth hop; when it is empty, Headers["upgrade"] is read (gRPC).
+	Upgrade string
 }
+
+// Bound reports whether the gateway bound r to an application (see
+// Application).
+func (r *Request) Bound() bool { return r.Application != "" || r.ApplicationBound }
 
 // Verdict is what Envoy is told to do.
 type Verdict int
@@ -69,6 +92,20 @@ type Decision struct {
 	ResponseHeaders []Header
 	// Body of a deny answer.
 	Body string
+
+	// Rule names the selector that decided, by its place in its policy
+	// (contract §11): the first include entry that matched
+	// ("include[0].email_domain"); for no_policy_match, the exclude entry
+	// that matched or the require entry that failed in the first policy
+	// whose include matched ("exclude[0].email", with Policy naming that
+	// policy); "cors.allow_origins" and its siblings for a refused
+	// preflight; "session.revoked" for token_revoked; empty otherwise.
+	Rule string
+	// Identity is the verified Access token's identity behind the
+	// decision (nil without one); read-only and shared, like Headers.
+	Identity *Identity
+	// ServiceToken names the valid service token presented, if any.
+	ServiceToken string
 }
 
 // Reason is the typed reason code of a decision, spelled as in the
@@ -105,6 +142,10 @@ const (
 	// ReasonSigninMisrouted: a /cdn-cgi/access/* request reached an HTTP
 	// endpoint instead of the sign-in listener (contract section 7).
 	ReasonSigninMisrouted Reason = "signin_misrouted"
+	// Revision 3 (§10, §11).
+	ReasonApplicationMismatch Reason = "application_mismatch"
+	ReasonTokenRevoked        Reason = "token_revoked"
+	ReasonWebsocketOrigin     Reason = "websocket_origin"
 )
 
 // Reasons lists every reason code of a Decision: the 403 bodies are built
@@ -118,4 +159,5 @@ var Reasons = []Reason{
 	ReasonServiceTokenInvalid, ReasonServiceTokenExpired, ReasonBlocked,
 	ReasonNoPolicyMatch, ReasonNoApplication, ReasonBadRequest,
 	ReasonPreflightMisrouted, ReasonSigninMisrouted,
+	ReasonApplicationMismatch, ReasonTokenRevoked, ReasonWebsocketOrigin,
 }

@@ -23,6 +23,9 @@ type Engine struct {
 	now       func() time.Time
 	tokenOpts []VerifierOption
 	certs     *certCache // verified client certificates
+	// revoked is the live revocations file (nil: none), swapped with the
+	// set and, between policy reloads, by SwapRevocations.
+	revoked atomic.Pointer[policies.Revocations]
 }
 
 // Option configures an Engine.
@@ -53,6 +56,11 @@ func New(ks KeySource, opts ...Option) *Engine {
 // dropped with the old set, so a reload never serves a verdict reached under
 // the previous issuers.
 func (e *Engine) Swap(set *policies.Set) {
+	if set != nil && set.RevocationsFile == "" {
+		e.revoked.Store(nil)
+	} else if set != nil {
+		e.SwapRevocations(set.Revocations)
+	}
 	if old := e.set.Swap(set); old != nil && old != set {
 		e.verifier.Purge()
 		e.certs.purge()
@@ -86,18 +94,22 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		return BadRequest()
 	}
 
-	// 1. No application: default_action.
-	app := set.Lookup(host, path)
-	if app == nil {
-		if set.DefaultAllow {
-			return forward(r, nil, ReasonNoApplication, "", nil, nil)
-		}
-		return forbidden(r, nil, ReasonNoApplication, "")
+	// The gateway's binding, else the lookup; 1. no application:
+	// default_action.
+	app, early, done := chooseApplication(set, r, host, path)
+	if done {
+		return early
 	}
 
 	// 2. A CORS preflight on an application with cors.
 	if app.CORS != nil && isPreflight(r) {
 		return answerPreflight(r, app)
+	}
+
+	// A WebSocket upgrade from a foreign page (section 11): browsers apply
+	// no CORS to sockets, so this runs before bypass.
+	if crossSiteWebSocket(r, app) {
+		return forbidden(r, app, ReasonWebsocketOrigin, "")
 	}
 
 	s := subject{req: r, trusted: set.TrustedProxies, certs: e.certs, cas: set.ClientCAs, now: e.now}
@@ -121,13 +133,18 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	if reason != "" {
 		return unauthenticated(r, app, host, reason, svcPresented)
 	}
+	if rv := e.revoked.Load(); rv != nil && rv.Revoked(id.emailFold, id.Sub, id.IssuedAt) {
+		d := unauthenticated(r, app, host, ReasonTokenRevoked, svcPresented)
+		d.Rule, d.Identity = ruleRevoked, id
+		return d
+	}
 	s.id = id
 
 	// 5. block and allow policies, in file order: the first match decides.
 	if d, decided := s.firstMatch(app, app.PostAuth, path); decided {
 		return d
 	}
-	return forbidden(r, app, ReasonNoPolicyMatch, "")
+	return s.decided(forbidden(r, app, ReasonNoPolicyMatch, s.downPolicy), s.downRule)
 }
 
 // answerPreflight answers a CORS preflight of an application with cors
@@ -141,7 +158,7 @@ func answerPreflight(r *Request, app *policies.Application) Decision {
 	if reason != ReasonPreflight {
 		// No app: a refusal carries no CORS headers at all.
 		d := forbidden(r, nil, reason, "")
-		d.Application = app.Name
+		d.Application, d.Rule = app.Name, preflightRule(reason)
 		return d
 	}
 	return Decision{Verdict: Deny, Status: 204, Reason: ReasonPreflight, Application: app.Name, ResponseHeaders: headers}
@@ -162,27 +179,44 @@ func (s *subject) firstMatch(app *policies.Application, ps []*policies.Policy, p
 		if s.addressUnknownFor(p) {
 			return BadRequest(), true
 		}
-		matched, ok := s.matches(p)
+		matched, rule, ok := s.matches(p)
 		if !ok {
 			return forbidden(r, app, ReasonNoPolicyMatch, p.Name), true
 		}
 		if !matched {
+			if rule != "" && s.downRule == "" {
+				// The first policy whose include matched but whose
+				// require or exclude turned the request down: the
+				// answer to "why was I refused?" (section 11).
+				s.downPolicy, s.downRule = p.Name, rule
+			}
 			continue
 		}
 		switch p.Action {
 		case policies.ActionBypass:
-			return forward(r, app, ReasonBypass, p.Name, nil, nil), true
+			return s.decided(forward(r, app, ReasonBypass, p.Name, nil, nil), rule), true
 		case policies.ActionServiceAuth:
 			if s.svc != nil {
-				return forward(r, app, ReasonServiceToken, p.Name, nil, s.svc), true
+				return s.decided(forward(r, app, ReasonServiceToken, p.Name, nil, s.svc), rule), true
 			}
 		case policies.ActionBlock:
-			return forbidden(r, app, ReasonBlocked, p.Name), true
+			return s.decided(forbidden(r, app, ReasonBlocked, p.Name), rule), true
 		case policies.ActionAllow:
-			return forward(r, app, ReasonAllowed, p.Name, s.id, nil), true
+			return s.decided(forward(r, app, ReasonAllowed, p.Name, s.id, nil), rule), true
 		}
 	}
 	return Decision{}, false
+}
+
+// decided completes a decision reached by a policy with the rule that
+// decided and who the request was from. It only copies pointers and
+// precomputed strings: a cached allow stays free of allocations.
+func (s *subject) decided(d Decision, rule string) Decision {
+	d.Rule, d.Identity = rule, s.id
+	if s.svc != nil {
+		d.ServiceToken = s.svc.Name
+	}
+	return d
 }
 
 // serviceToken checks the Cf-Access-Client-Id/-Secret pair. It reports

@@ -230,7 +230,7 @@ func TestDecideStatusAndReason(t *testing.T) {
 		{"allowed by domain", req("GET", "app.example.com", "/", "cookie", "a=b; CF_Authorization="+alice), 200, ReasonAllowed, "staff"},
 		{"allowed by email any case", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+partner), 200, ReasonAllowed, "staff"},
 		{"blocked", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+contractor), 403, ReasonBlocked, "block-contractors"},
-		{"excluded", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+mallory), 403, ReasonNoPolicyMatch, ""},
+		{"excluded", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+mallory), 403, ReasonNoPolicyMatch, "staff"}, // §11: the policy that turned it down
 		{"no policy matches", req("GET", "app.example.com", "/", "cookie", "CF_Authorization="+stranger), 403, ReasonNoPolicyMatch, ""},
 		{"everyone with token", req("GET", "api.example.com", "/v2/x", "cookie", "CF_Authorization="+api), 200, ReasonAllowed, "everyone-with-token"},
 
@@ -289,11 +289,11 @@ func TestDecideSelectors(t *testing.T) {
 		{"claim array contains", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{extra: map[string]any{"custom": map[string]any{"department": []string{"sales", "engineering"}}}})), office), ReasonAllowed, "office"},
 		{"claim wrong value", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{extra: map[string]any{"custom": map[string]any{"department": "sales"}}})), office), ReasonNoPolicyMatch, ""},
 		{"country any case", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"})), office), ReasonAllowed, "office"},
-		{"require ip fails", req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"})), ReasonNoPolicyMatch, ""},
+		{"require ip fails", req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"})), ReasonNoPolicyMatch, "office"},
 		{"xff from trusted proxy", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "198.51.100.1, 192.0.2.10, 10.0.0.9"), proxy), ReasonAllowed, "office"},
-		{"xff spoofed left entry ignored", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10, 198.51.100.1"), proxy), ReasonNoPolicyMatch, ""},
-		{"xff from untrusted peer ignored", req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10"), ReasonNoPolicyMatch, ""},
-		{"xff all trusted uses leftmost", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "10.9.9.9, 10.0.0.1"), proxy), ReasonNoPolicyMatch, ""},
+		{"xff spoofed left entry ignored", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10, 198.51.100.1"), proxy), ReasonNoPolicyMatch, "office"},
+		{"xff from untrusted peer ignored", req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "192.0.2.10"), ReasonNoPolicyMatch, "office"},
+		{"xff all trusted uses leftmost", withIP(req("GET", "private.example.com", "/", "cookie", tok(claims{country: "PT"}), "x-forwarded-for", "10.9.9.9, 10.0.0.1"), proxy), ReasonNoPolicyMatch, "office"},
 		{"boolean claim", req("GET", "private.example.com", "/", "cookie", tok(claims{extra: map[string]any{"machine": true}})), ReasonAllowed, "machines"},
 	}
 	for _, tt := range tests {

@@ -30,6 +30,11 @@ type subject struct {
 	now      func() time.Time
 	cert     *clientCert // nil unless the client certificate verified
 	certDone bool
+
+	// downPolicy and downRule name the first checked policy whose include
+	// matched but whose require or exclude turned the request down, and
+	// the entry that did (section 11's rule of a no_policy_match).
+	downPolicy, downRule string
 }
 
 func (s *subject) clientIP() netip.Addr {
@@ -174,40 +179,45 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 // read as "no match" would let everyone past an exclude, and read as "match"
 // would let everyone past a block's exclude), so the caller refuses the
 // request.
-func (s *subject) matches(p *policies.Policy) (matched, ok bool) {
-	included := false
+//
+// rule names the deciding selector (its precomputed Rule): when p matched,
+// the first include entry that matched; when an include matched but p was
+// turned down, the require entry that failed or the exclude entry that
+// matched; "" when no include matched.
+func (s *subject) matches(p *policies.Policy) (matched bool, rule string, ok bool) {
+	var included *policies.Selector
 	for _, sel := range p.Include {
 		m, known := s.match(sel)
 		if !known {
-			return false, false
+			return false, "", false
 		}
 		if m {
-			included = true
+			included = sel
 			break
 		}
 	}
-	if !included {
-		return false, true
+	if included == nil {
+		return false, "", true
 	}
 	for _, sel := range p.Require {
 		m, known := s.match(sel)
 		if !known {
-			return false, false
+			return false, "", false
 		}
 		if !m {
-			return false, true
+			return false, sel.Rule, true
 		}
 	}
 	for _, sel := range p.Exclude {
 		m, known := s.match(sel)
 		if !known {
-			return false, false
+			return false, "", false
 		}
 		if m {
-			return false, true
+			return false, sel.Rule, true
 		}
 	}
-	return true, true
+	return true, included.Rule, true
 }
 
 // match evaluates one selector; known is false for a kind it has no case

@@ -50,6 +50,14 @@ type Identity struct {
 	Claims map[string]any
 	// Expires is the `exp` claim.
 	Expires time.Time
+	// Sub is the `sub` claim; IssuedAt the `iat` claim (zero when absent).
+	// Revocation matches them.
+	Sub      string
+	IssuedAt time.Time
+
+	// emailFold is Email with A-Z folded, computed once so that a cached
+	// token is checked against the revocations without allocating.
+	emailFold string
 
 	// headers are the identity headers a forward sets for this token
 	// (see forward), built once when the token is verified so that a
@@ -232,6 +240,8 @@ func (v *Verifier) Verify(ctx context.Context, token string, app *policies.Appli
 		Claims:  p.claims,
 		Expires: c.exp,
 	}
+	id.Sub, id.IssuedAt = stringClaim(p.claims, "sub"), c.iat
+	id.emailFold = policies.LowerASCII(id.Email)
 	id.headers = buildForwardHeaders(id.Email, token)
 	if _, ok := p.claims["aud"]; ok {
 		p.claims["aud"] = c.aud

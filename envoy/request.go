@@ -70,6 +70,7 @@ func requestFrom(cr *authv3.CheckRequest) (*authz.Request, bool) {
 			r.ClientCert = pemText
 		}
 	}
+	bindingFrom(attrs, r)
 	if http == nil || r.Host == "" {
 		return r, false
 	}

@@ -35,6 +35,8 @@ type Server struct {
 	log      *zap.Logger // decision lines only, sampled
 	level    zapcore.Level
 	observer Observer
+	// bindingWarnings limits the unknown-binding warning (binding.go).
+	bindingWarnings *authz.WarnLimiter
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -64,7 +66,7 @@ func NewServer(d Decider, log *zap.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{d: d, level: zapcore.DebugLevel}
+	s := &Server{d: d, level: zapcore.DebugLevel, bindingWarnings: authz.NewWarnLimiter(unknownBindingEvery)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -96,12 +98,14 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	if s.observer != nil {
 		s.observer(r, &d, took)
 	}
+	s.warnUnknownBinding(r, &d)
 	if ce := s.log.Check(s.level, "decision"); ce != nil {
 		path, _, _ := strings.Cut(r.Path, "?") // never log the query
 		ce.Write(
 			zap.String("reason", string(d.Reason)),
 			zap.String("application", d.Application),
 			zap.String("policy", d.Policy),
+			zap.String("rule", d.Rule),
 			zap.Int("status", d.Status),
 			zap.Duration("latency", took),
 			zap.String("method", r.Method),

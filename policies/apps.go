@@ -39,6 +39,7 @@ func (p *parser) applications(v *yaml.Node, issuers map[string]*Issuer, tokens m
 			claims[d.domain] = claim{app: app.Name, node: d.node}
 			idx.add(d.domain, app)
 			app.Domains = append(app.Domains, d.domain.String())
+			app.hostDomains = append(app.hostDomains, d.domain)
 		}
 		out = append(out, app)
 	}

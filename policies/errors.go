@@ -16,7 +16,13 @@ type Error struct {
 
 // Error formats the problem as FILE:LINE:COL: message, the form editors and
 // CI annotations understand.
+//
+// A problem with no position (Line 0: a file that cannot be read at all)
+// is FILE: message.
 func (e *Error) Error() string {
+	if e.Line == 0 {
+		return e.File + ": " + e.Msg
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
 }
 

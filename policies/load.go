@@ -35,8 +35,10 @@ func Parse(file string, data []byte) (*Set, error) {
 		return nil, p.errs.within(yamlLines(data))
 	}
 	set := p.set(doc)
-	if len(p.errs) > 0 {
-		return nil, p.errs.sorted().within(yamlLines(data))
+	if len(p.errs) > 0 || len(p.otherErrs) > 0 {
+		// The revocations file's problems come after the policy file's:
+		// they are positions in another file.
+		return nil, append(p.errs.sorted().within(yamlLines(data)), p.otherErrs...)
 	}
 	set.File = file
 	return set, nil
@@ -135,9 +137,15 @@ func (p *parser) set(root *yaml.Node) *Set {
 	s := &Set{ServiceTokens: map[string]*ServiceToken{}}
 	f, ok := p.mapping(root, "policy file",
 		"default_action", "trusted_proxies", "issuers", "service_tokens", "applications",
-		"client_certificate_authorities", "login")
+		"client_certificate_authorities", "login", "require_application_binding", "revocations_file")
 	if !ok {
 		return s
+	}
+	if v, ok := f["require_application_binding"]; ok {
+		s.RequireApplicationBinding, _ = p.boolean(v.val, "require_application_binding")
+	}
+	if v, ok := f["revocations_file"]; ok {
+		p.revocationsFile(v.val, s)
 	}
 	// Before applications: their certificate selectors need to know.
 	if v, ok := f["client_certificate_authorities"]; ok {
@@ -168,6 +176,10 @@ func (p *parser) set(root *yaml.Node) *Set {
 	}
 	if v, ok := f["applications"]; ok {
 		s.Applications = p.applications(v.val, issuers, tokens, &s.hosts)
+	}
+	s.byName = make(map[string]*Application, len(s.Applications))
+	for _, app := range s.Applications {
+		s.byName[app.Name] = app
 	}
 	return s
 }

@@ -30,6 +30,10 @@ type parser struct {
 
 	// login is the login section (§8), for the applications that follow.
 	login *Login
+
+	// otherErrs are problems of other files the policy file names (the
+	// revocations file), already positioned and sorted.
+	otherErrs ErrorList
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

@@ -27,7 +27,9 @@ var schemaObjects = map[string]object{
 			"applications":   list("Protected applications: hosts and paths with their policies.", ref("application")),
 			"client_certificate_authorities": nonEmptyList("PEM bundles (relative to the policy file's folder) of the certificate authorities that valid_certificate and common_name check client certificates against.",
 				str("A PEM file of CA certificates.")),
-			"login": ref("login"),
+			"login":                       ref("login"),
+			"require_application_binding": boolean("Refuse (403 no_application) every request the gateway did not bind to an application by name (Envoy context_extensions accessgate-application, or the X-Accessgate-Application fact header).", false),
+			"revocations_file":            str("YAML file (relative to the policy file's folder) of revoked sessions: revoked: [{email, before}, {sub, before}]; watched and reloaded like the policy file."),
 		},
 	},
 	"login": {
@@ -168,6 +170,14 @@ var parserObjects = map[string]string{
 	"login":         "login",
 	"provider":      "provider",
 	"cookie":        "cookie",
+}
+
+// otherFileMappings are mappings the parser reads from files the policy
+// file names, not from the policy file itself: the schema does not
+// describe them.
+var otherFileMappings = map[string]bool{
+	"revocations file": true,
+	"revocation":       true,
 }
 
 // Schema returns the JSON Schema (draft 2020-12) of the policy file,

@@ -152,6 +152,9 @@ func TestSchemaMatchesParser(t *testing.T) {
 	keys := mappingKeys(t)
 	for what, list := range keys {
 		obj, ok := parserObjects[what]
+		if !ok && otherFileMappings[what] {
+			continue
+		}
 		if !ok {
 			t.Errorf("the parser reads a mapping %q with keys %v that the schema does not describe: add an object to schemaObjects and map %q to it in parserObjects", what, list, what)
 			continue
@@ -312,6 +315,18 @@ func TestSchemaAcceptsValidFiles(t *testing.T) {
 // an unknown key, a missing key, a type or an enum value.
 var schemaErrors = regexp.MustCompile(`unknown key|missing required key|must be a (mapping|list|string)|must be an integer|must be true or false|unknown (default_action|unauthenticated|action|selector)|selector has more than one key|out of range 0\.\.86400|missing jwks_url or jwks_file|set only one of jwks_url and jwks_file|must not be empty|empty selector`)
 
+// errorsInFile reports whether a golden names a problem of file itself,
+// not only of files it names (a revocations file), which the schema of the
+// policy file cannot see.
+func errorsInFile(golden []byte, file string) bool {
+	for _, line := range strings.Split(string(golden), "\n") {
+		if strings.HasPrefix(line, file+":") {
+			return true
+		}
+	}
+	return false
+}
+
 // TestSchemaRefusesInvalidFiles: every invalid testdata file whose
 // expected errors include one a schema can see fails validation. The
 // goldens say which, so new invalid files are covered as they come.
@@ -327,7 +342,7 @@ func TestSchemaRefusesInvalidFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !schemaErrors.Match(golden) {
+		if !schemaErrors.Match(golden) || !errorsInFile(golden, f) {
 			continue
 		}
 		checked++

@@ -116,8 +116,11 @@ func (c selectorContext) within(what string) selectorContext {
 func (p *parser) selectors(v *yaml.Node, in selectorContext) []*Selector {
 	items, _ := p.seq(v, in.what)
 	out := make([]*Selector, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
 		if sel := p.selector(it, in); sel != nil {
+			// Built once here, so that naming the deciding rule costs
+			// the decision nothing.
+			sel.Rule = in.what + "[" + strconv.Itoa(i) + "]." + sel.Kind.String()
 			out = append(out, sel)
 		}
 	}

@@ -35,8 +35,17 @@ type Set struct {
 	ClientCAs *x509.CertPool
 	// Login is the `login` section (§8), nil without one.
 	Login *Login
+	// RequireApplicationBinding is `require_application_binding`: a
+	// request the gateway did not bind to an application is refused.
+	RequireApplicationBinding bool
+	// RevocationsFile is `revocations_file` resolved against the policy
+	// file's folder ("" when none); Revocations is its content as read at
+	// load (nil when none).
+	RevocationsFile string
+	Revocations     *Revocations
 
-	hosts hostIndex
+	hosts  hostIndex
+	byName map[string]*Application
 }
 
 // Issuer is a compiled `issuers` entry.
@@ -93,6 +102,9 @@ type Application struct {
 	// Login holds the §8 keys (session_duration, cookie,
 	// allowed_providers); nil when the application sets none.
 	Login *AppLogin
+
+	// hostDomains are the parsed domains, for CoversHost.
+	hostDomains []domain
 }
 
 // Action is a policy's action.
@@ -155,6 +167,10 @@ type Selector struct {
 	// claims decode).
 	ClaimPath  []string
 	ClaimValue any
+	// Rule names the selector by its place in its policy, as the audit
+	// log and `check` print it: "include[0].email_domain",
+	// "exclude[1].email", "require[0].ip".
+	Rule string
 }
 
 // CORS is an application's compiled CORS settings with its answer headers

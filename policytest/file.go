@@ -56,8 +56,8 @@ type Identity struct {
 // are not compared.
 type Expect struct {
 	Application, Policy, Reason *string
-	// Rule is accepted in the format (a decision's deciding rule); it is
-	// compared only by a decision core that reports one, see Runner.Run.
+	// Rule is the selector that decided, by its place in its policy
+	// (section 11), e.g. include[0].email_domain.
 	Rule   *string
 	Status *int
 	// Headers and ResponseHeaders compare only the names given (lower-cased);
@@ -311,7 +311,7 @@ func (w *walker) headerMap(v *yaml.Node, what string, nullable bool) map[string]
 
 var (
 	testKeys     = []string{"name", "request", "identity", "service_token", "expect"}
-	requestKeys  = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert"}
+	requestKeys  = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert", "application"}
 	expectKeys   = []string{"application", "policy", "rule", "reason", "status", "headers", "headers_to_remove", "response_headers", "body"}
 	identityKeys = map[string]bool{"expired": true, "audience": true, "issuer": true}
 )
@@ -404,7 +404,7 @@ func (w *walker) request(v *yaml.Node, r *Request) {
 	if !ok {
 		return
 	}
-	for _, k := range []string{"method", "scheme", "host", "path", "source_ip", "client_cert"} {
+	for _, k := range []string{"method", "scheme", "host", "path", "source_ip", "client_cert", "application"} {
 		fv, ok := f[k]
 		if !ok {
 			continue
@@ -424,6 +424,8 @@ func (w *walker) request(v *yaml.Node, r *Request) {
 			r.Path = s
 		case "client_cert":
 			r.ClientCert = s
+		case "application":
+			r.Application = &s
 		case "source_ip":
 			r.SourceIP = s
 			if _, err := (&Request{SourceIP: s}).Authz(); err != nil {

@@ -51,7 +51,7 @@ func TestParseErrors(t *testing.T) {
 `,
 			want: []string{
 				`t.yaml:3:5: unknown key "when" in test (want one of name, request, identity, service_token, expect)`,
-				`t.yaml:4:36: unknown key "body" in request (want one of method, scheme, host, path, headers, source_ip, client_cert)`,
+				`t.yaml:4:36: unknown key "body" in request (want one of method, scheme, host, path, headers, source_ip, client_cert, application)`,
 				`t.yaml:5:27: unknown key "latency" in expect (want one of application, policy, rule, reason, status, headers, headers_to_remove, response_headers, body)`,
 			},
 		},

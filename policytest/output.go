@@ -19,7 +19,7 @@ import (
 )
 
 // Request is one request as `check --request` reads it: {"method",
-// "scheme", "host", "path", "headers", "source_ip"}.
+// "scheme", "host", "path", "headers", "source_ip", "application"}.
 type Request struct {
 	Method   string            `json:"method"`
 	Scheme   string            `json:"scheme"`
@@ -30,6 +30,9 @@ type Request struct {
 	// ClientCert is an extension: the client certificate (PEM) the proxy
 	// would pass, for valid_certificate and common_name.
 	ClientCert string `json:"client_cert,omitempty"`
+	// Application is the per-route binding (section 10) as the gateway
+	// would send it; present, even "", means bound.
+	Application *string `json:"application,omitempty"`
 }
 
 // Authz returns r as the decision core's Request. Header names are
@@ -44,6 +47,9 @@ func (r *Request) Authz() (*authz.Request, error) {
 		Path:       r.Path,
 		Headers:    make(map[string]string, len(r.Headers)),
 		ClientCert: r.ClientCert,
+	}
+	if r.Application != nil {
+		out.Application, out.ApplicationBound = *r.Application, true
 	}
 	for k, v := range r.Headers {
 		out.Headers[strings.ToLower(k)] = v
@@ -78,6 +84,7 @@ func (r *Request) Authz() (*authz.Request, error) {
 type Output struct {
 	Application     string            `json:"application"`
 	Policy          string            `json:"policy"`
+	Rule            string            `json:"rule"`
 	Reason          authz.Reason      `json:"reason"`
 	Status          int               `json:"status"`
 	Headers         map[string]string `json:"headers"`
@@ -93,6 +100,7 @@ func Explain(d *authz.Decision) Output {
 	out := Output{
 		Application:     d.Application,
 		Policy:          d.Policy,
+		Rule:            d.Rule,
 		Reason:          d.Reason,
 		Status:          d.Status,
 		Headers:         headerObject(d.Headers),

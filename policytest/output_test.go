@@ -11,7 +11,7 @@ import (
 // name joined with ", "), empty lists as [] and {}, never null.
 func TestExplain(t *testing.T) {
 	d := authz.Decision{
-		Verdict: authz.Deny, Status: 403, Reason: authz.ReasonBlocked, Application: "app", Policy: "p",
+		Verdict: authz.Deny, Status: 403, Reason: authz.ReasonBlocked, Application: "app", Policy: "p", Rule: "include[0].email",
 		ResponseHeaders: []authz.Header{{Key: "vary", Value: "Origin"}, {Key: "vary", Value: "Accept", Append: true}, {Key: "content-type", Value: "application/json"}},
 		Body:            `{"error":"forbidden","reason":"blocked"}`,
 	}
@@ -20,7 +20,7 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"application": "app", "policy": "p", "reason": "blocked", "status": float64(403),
+		"application": "app", "policy": "p", "rule": "include[0].email", "reason": "blocked", "status": float64(403),
 		"headers": map[string]any{}, "headers_to_remove": []any{},
 		"response_headers": map[string]any{"vary": "Origin, Accept", "content-type": "application/json"},
 		"body":             `{"error":"forbidden","reason":"blocked"}`,

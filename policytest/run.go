@@ -111,11 +111,6 @@ func (r *Runner) Run(ctx context.Context, t *Test) (Result, error) {
 	d := engine.Decide(ctx, req)
 	res.Got = Explain(&d)
 	res.Diffs = compare(&t.Expect, &res.Got)
-	if t.Expect.Rule != nil {
-		// The decision core does not name the deciding rule yet: say so
-		// rather than pass the comparison silently or invent a value.
-		res.Notes = append(res.Notes, "expect.rule not compared: this build's decisions do not name the rule")
-	}
 	return res, nil
 }
 
@@ -176,7 +171,13 @@ func (r *Runner) mint(req *authz.Request, id *Identity) error {
 // application finds the application a request goes to, for a well-formed
 // request (the decision core refuses the others before it reads a token).
 func (r *Runner) application(req *authz.Request) *policies.Application {
-	path, _, _ := strings.Cut(req.Path, "?")
+	if req.ApplicationBound {
+		return r.set.ApplicationNamed(req.Application)
+	}
+	path, ok := authz.NormalizePath(req.Path)
+	if !ok {
+		return nil
+	}
 	host := strings.ToLower(req.Host)
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
 		host = host[:i]
@@ -222,6 +223,7 @@ func compare(want *Expect, got *Output) []string {
 	}
 	str("application", want.Application, got.Application)
 	str("policy", want.Policy, got.Policy)
+	str("rule", want.Rule, got.Rule)
 	str("reason", want.Reason, string(got.Reason))
 	if want.Status != nil && *want.Status != got.Status {
 		diffs = append(diffs, fmt.Sprintf("status: want %d, got %d", *want.Status, got.Status))

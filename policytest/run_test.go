@@ -297,9 +297,9 @@ func TestServiceTokenLeavesSetAlone(t *testing.T) {
 	}
 }
 
-// TestRuleIsNotFaked: rule is accepted, reported as not compared, and
-// never fails or passes a test on its own.
-func TestRuleIsNotFaked(t *testing.T) {
+// TestRuleCompared: an expected rule is compared with the rule that
+// decided (section 11), and a wrong one fails the test naming both.
+func TestRuleCompared(t *testing.T) {
 	set := loadPolicy(t)
 	r, err := New(set)
 	if err != nil {
@@ -310,8 +310,16 @@ func TestRuleIsNotFaked(t *testing.T) {
     request: {host: wiki.example.com, path: /page}
     identity: {email: alice@example.com}
     expect: {rule: "include[0].email_domain", status: 200}`)
-	if !res.Passed() || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "rule not compared") {
-		t.Errorf("rule: diffs %v, notes %v; want a pass with one note", res.Diffs, res.Notes)
+	if !res.Passed() {
+		t.Errorf("right rule: diffs %v", res.Diffs)
+	}
+	res = runOne(t, r, set, `
+  - name: t
+    request: {host: wiki.example.com, path: /page}
+    identity: {email: alice@example.com}
+    expect: {rule: "include[1].email", status: 200}`)
+	if res.Passed() || len(res.Diffs) != 1 || !strings.Contains(res.Diffs[0], "rule: want include[1].email, got include[0].email_domain") {
+		t.Errorf("wrong rule: diffs %v, want one rule diff", res.Diffs)
 	}
 }
 

@@ -220,32 +220,69 @@ func TestBootstrapSettings(t *testing.T) {
 		t.Errorf("admin address = %s, want 127.0.0.1", got)
 	}
 
-	// /envoy-health skips ext_authz; every other route keeps it.
+	// /envoy-health skips ext_authz; every other route keeps it, and may
+	// only add the application binding (contract §10) to its check.
 	vhs := m.GetRouteConfig().GetVirtualHosts()
-	if len(vhs) != 1 {
-		t.Fatalf("want one virtual host, got %d", len(vhs))
+	if len(vhs) != 2 {
+		t.Fatalf("want two virtual hosts (the bound demo-app and the catch-all), got %d", len(vhs))
 	}
-	if len(vhs[0].GetTypedPerFilterConfig()) != 0 {
-		t.Error("the virtual host must not configure ext_authz (or CORS) for all its routes")
+	for _, vh := range vhs {
+		if len(vh.GetTypedPerFilterConfig()) != 0 {
+			t.Errorf("virtual host %s must not configure ext_authz (or CORS) for all its routes", vh.GetName())
+		}
+		var health, upgrade bool
+		binding := ""
+		for _, r := range vh.GetRoutes() {
+			if ups := r.GetRoute().GetUpgradeConfigs(); len(ups) > 0 {
+				// WebSocket routes: enabled, and a cap on the socket's life.
+				if len(ups) != 1 || ups[0].GetUpgradeType() != "websocket" || ups[0].GetEnabled() != nil && !ups[0].GetEnabled().GetValue() {
+					t.Errorf("%s: route %v: upgrade_configs %v, want websocket enabled", vh.GetName(), r.GetMatch(), ups)
+				}
+				if d := r.GetRoute().GetMaxStreamDuration().GetMaxStreamDuration().AsDuration(); d <= 0 {
+					t.Errorf("%s: upgrade route without max_stream_duration", vh.GetName())
+				}
+				upgrade = true
+			}
+			pf, ok := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]
+			if !ok {
+				if binding != "" {
+					t.Errorf("%s: route %v is not bound while others are", vh.GetName(), r.GetMatch())
+				}
+				continue
+			}
+			var per extauthzv3.ExtAuthzPerRoute
+			if err := pf.UnmarshalTo(&per); err != nil {
+				t.Fatal(err)
+			}
+			if per.GetDisabled() {
+				if r.GetMatch().GetPath() != "/envoy-health" || r.GetDirectResponse() == nil {
+					t.Errorf("route %v: only the direct /envoy-health route may disable ext_authz", r.GetMatch())
+				}
+				health = true
+				continue
+			}
+			ext := per.GetCheckSettings().GetContextExtensions()
+			if len(ext) != 1 || ext["accessgate-application"] == "" || per.GetCheckSettings().GetWithRequestBody() != nil {
+				t.Errorf("%s: route %v: check_settings %v, want only the accessgate-application binding", vh.GetName(), r.GetMatch(), per.GetCheckSettings())
+			}
+			binding = ext["accessgate-application"]
+		}
+		if !health || !upgrade {
+			t.Errorf("%s: /envoy-health route %v, WebSocket route %v; want both", vh.GetName(), health, upgrade)
+		}
+		if vh.GetName() == "demo-app" && binding != "demo-app" {
+			t.Errorf("demo-app routes bound to %q, want demo-app (the compose policy's application)", binding)
+		}
 	}
-	var health bool
-	for _, r := range vhs[0].GetRoutes() {
-		pf, ok := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]
-		if !ok {
-			continue
+	var ups []string
+	for _, u := range m.GetUpgradeConfigs() {
+		ups = append(ups, u.GetUpgradeType())
+		if u.GetEnabled() == nil || u.GetEnabled().GetValue() {
+			t.Errorf("HCM upgrade %s enabled for every route; want it off except on upgrade routes", u.GetUpgradeType())
 		}
-		var per extauthzv3.ExtAuthzPerRoute
-		if err := pf.UnmarshalTo(&per); err != nil {
-			t.Fatal(err)
-		}
-		if r.GetMatch().GetPath() != "/envoy-health" || !per.GetDisabled() || r.GetDirectResponse() == nil {
-			t.Errorf("route %v: only the direct /envoy-health route may change ext_authz", r.GetMatch())
-			continue
-		}
-		health = true
 	}
-	if !health {
-		t.Error("no /envoy-health route with ext_authz disabled")
+	if len(ups) != 1 || ups[0] != "websocket" {
+		t.Errorf("HCM upgrade_configs = %v, want websocket (disabled by default)", ups)
 	}
 }
 

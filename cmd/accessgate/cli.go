@@ -36,6 +36,7 @@ Usage:
                       [--log-level LEVEL] [--log-format json|console]
                       [--decision-log-level debug|info] [--token-cache-size N]
                       [--drain-delay DURATION] [--shutdown-timeout DURATION]
+                      [--audit-log FILE|-]
   accessgate validate --config FILE
   accessgate check    --config FILE --request REQUEST.json
   accessgate test     --config FILE TESTFILE...
@@ -43,6 +44,8 @@ Usage:
   accessgate import   cloudflare --apps FILE --team-domain URL [--groups FILE]
                       [--policies FILE] [--service-tokens FILE] [--client-ca PEM]
   accessgate keygen   [--alg ES256|RS256] --out FILE
+  accessgate revoke   --file FILE (--email ADDR | --sub ID) [--before TIME]
+  accessgate revoke   --file FILE --prune --older-than DURATION
   accessgate version
 
 serve without --config runs the built-in demo (not for production).
@@ -101,6 +104,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.importCmd(rest)
 	case "keygen":
 		return c.keygen(rest)
+	case "revoke":
+		return c.revoke(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(c.stdout, versionString())
 		return exitOK

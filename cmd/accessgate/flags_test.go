@@ -20,6 +20,7 @@ var commandFlags = map[string]func(c *cli) *flag.FlagSet{
 	"keygen":   func(c *cli) *flag.FlagSet { var a, o string; return c.keygenFlagSet(&a, &o) },
 	"test":     func(c *cli) *flag.FlagSet { var s string; return c.testFlagSet(&s) },
 	"import":   func(c *cli) *flag.FlagSet { return c.importFlagSet(&importFlags{}) },
+	"revoke":   func(c *cli) *flag.FlagSet { return c.revokeFlagSet(&revokeFlags{}) },
 }
 
 // flagValues are two valid values for a flag of the type of def (its
@@ -34,7 +35,9 @@ func flagValues(t *testing.T, name string, def any) (fromEnv, fromFlag string) {
 	case time.Duration:
 		return "7s", "8s"
 	case bool:
-		t.Fatalf("--%s is a bool flag: say here how its variable reads", name)
+		// Both differ from each other, so "flag beats variable" means
+		// something; the default is false.
+		return "true", "false"
 	}
 	t.Fatalf("--%s: no test values for %T", name, def)
 	return "", ""
@@ -57,8 +60,8 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 				}{
 					{"neither", nil, nil, f.DefValue},
 					{"variable only", env, nil, fromEnv},
-					{"flag only", nil, []string{"--" + f.Name, fromFlag}, fromFlag},
-					{"flag beats variable", env, []string{"--" + f.Name, fromFlag}, fromFlag},
+					{"flag only", nil, []string{"--" + f.Name + "=" + fromFlag}, fromFlag},
+					{"flag beats variable", env, []string{"--" + f.Name + "=" + fromFlag}, fromFlag},
 				}
 				for _, tt := range tests {
 					c := newCLI(io.Discard, io.Discard, func(k string) string { return tt.env[k] })

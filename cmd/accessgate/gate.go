@@ -38,6 +38,8 @@ type gate struct {
 	// draining is set at shutdown: /readyz fails from then on, so that a
 	// load balancer stops sending while in-flight checks finish.
 	draining atomic.Bool
+	// revocations follows the set's revocations_file (revocations.go).
+	revocations revocationWatch
 }
 
 // loadGate reads the policy file (or writes the demo's) and builds the gate
@@ -91,6 +93,10 @@ func (g *gate) close() {
 	if g.keys != nil {
 		g.keys.Close()
 	}
+	g.revocations.stop()
+	if g.metrics.audit != nil {
+		g.metrics.audit.Close()
+	}
 	if g.demo != nil {
 		os.RemoveAll(g.demo.dir)
 	}
@@ -116,6 +122,7 @@ func (g *gate) load(set *policies.Set) {
 	g.metrics.issuers(set) // before the fetches it counts
 	missing := syncKeys(g.ctx, g.keys, set)
 	g.engine.Swap(set) // also drops the verified-token cache
+	g.revocationsLoaded(set)
 	g.metrics.applications(set)
 	g.metrics.reloaded(true, time.Now())
 	if len(missing) > 0 {

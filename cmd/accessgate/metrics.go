@@ -46,6 +46,12 @@ type metrics struct {
 	mu       sync.RWMutex
 	// latencies holds latency's observer of each endpoint, made once.
 	latencies map[string]prometheus.Observer
+
+	// session holds the audit log and revocation metrics.
+	session *sessionMetrics
+	// audit, when set (--audit-log), gets one line per decision. It is set
+	// before any listener serves and never changed after.
+	audit *auditLog
 }
 
 type decisionKey struct {
@@ -111,22 +117,27 @@ func newMetrics() *metrics {
 	for _, ep := range httpauth.Endpoints {
 		m.latencies[ep.String()] = m.latency.WithLabelValues(ep.String())
 	}
+	m.session = newSessionMetrics(m.reg)
 	return m
 }
 
 // observe counts one gRPC decision; it is the envoy server's Observer.
-func (m *metrics) observe(_ *authz.Request, d *authz.Decision, took time.Duration) {
-	m.record(endpointGRPC, d, took)
+func (m *metrics) observe(r *authz.Request, d *authz.Decision, took time.Duration) {
+	m.record(endpointGRPC, r, d, took)
 }
 
 // observeHTTP counts one decision of an HTTP endpoint; it is the httpauth
 // server's Observer.
-func (m *metrics) observeHTTP(ep httpauth.Endpoint, _ *authz.Request, d *authz.Decision, took time.Duration) {
-	m.record(ep.String(), d, took)
+func (m *metrics) observeHTTP(ep httpauth.Endpoint, r *authz.Request, d *authz.Decision, took time.Duration) {
+	m.record(ep.String(), r, d, took)
 }
 
-// record counts one decision made at endpoint.
-func (m *metrics) record(endpoint string, d *authz.Decision, took time.Duration) {
+// record counts one decision made at endpoint, and writes its audit line
+// when the audit log is on.
+func (m *metrics) record(endpoint string, r *authz.Request, d *authz.Decision, took time.Duration) {
+	if m.audit != nil {
+		m.audit.recordAt(endpoint, r, d, took)
+	}
 	if o, ok := m.latencies[endpoint]; ok {
 		o.Observe(took.Seconds())
 	}

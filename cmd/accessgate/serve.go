@@ -23,6 +23,7 @@ type serveConfig struct {
 	config             string
 	grpcAddr, httpAddr string
 	authAddr           string
+	auditLog           string
 	logLevel           string
 	logFormat          string
 	decisionLevel      string
@@ -48,6 +49,7 @@ func (c *cli) serveFlagSet(o *serveConfig) *flag.FlagSet {
 	fs.StringVar(&o.grpcTLS.clientCA, "client-ca", "", "PEM CA bundle: require gRPC clients (Envoy) to present a certificate it signed, i.e. mutual TLS (needs --tls-cert; re-read when it changes)")
 	fs.StringVar(&o.httpTLS.cert, "http-tls-cert", "", "PEM certificate chain: serve /healthz, /readyz and /metrics over HTTPS (needs --http-tls-key)")
 	fs.StringVar(&o.httpTLS.key, "http-tls-key", "", "PEM private key of --http-tls-cert")
+	fs.StringVar(&o.auditLog, "audit-log", "", "append one JSON line per decision to FILE (- for stdout); reopened on SIGUSR1")
 	fs.DurationVar(&o.drainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM or SIGINT, how long to keep answering while reporting not ready, so load balancers notice")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after the drain delay, how long to wait for in-flight checks")
 	return fs
@@ -101,7 +103,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	sigs := c.signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 4)
-		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 		defer signal.Stop(ch)
 		sigs = ch
 	}
@@ -111,6 +113,10 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		return code
 	}
 	defer g.close()
+	if o.auditLog != "" {
+		// Before any listener serves: metrics.audit is never changed after.
+		g.metrics.audit = openAudit(o.auditLog, log, g.metrics.session)
+	}
 	ls, err := g.listeners(o)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "accessgate serve: %v\n", err)
@@ -166,9 +172,17 @@ func (g *gate) waitForStop(ctx context.Context, sigs <-chan os.Signal, failed <-
 	for {
 		select {
 		case s := <-sigs:
-			if s == syscall.SIGHUP {
+			switch s {
+			case syscall.SIGHUP:
 				g.log.Info("SIGHUP: reloading config", zap.String("config", g.path))
 				trigger()
+				g.revocations.trigger()
+				continue
+			case syscall.SIGUSR1:
+				g.log.Info("SIGUSR1: reopening the audit log")
+				if g.metrics.audit != nil {
+					g.metrics.audit.Reopen()
+				}
 				continue
 			}
 			g.log.Info("shutting down", zap.String("signal", s.String()))
@@ -202,7 +216,7 @@ wait:
 		case <-delay.C:
 			break wait
 		case s := <-sigs:
-			if s != syscall.SIGHUP {
+			if s != syscall.SIGHUP && s != syscall.SIGUSR1 {
 				g.log.Info("second stop signal: ending the drain delay", zap.String("signal", s.String()))
 				break wait
 			}

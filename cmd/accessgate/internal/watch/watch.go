@@ -35,7 +35,20 @@ type Watcher struct {
 	fsw      *fsnotify.Watcher
 	force    chan struct{}
 	last     [sha256.Size]byte
+	// what names the file in log lines; unreadable, when set, hears of
+	// every read that failed (see Describe and OnUnreadable).
+	what       string
+	unreadable func(error)
 }
+
+// Describe sets what the file is called in log lines ("policy file" by
+// default; "revocations file", say). Call it before Run.
+func (w *Watcher) Describe(what string) { w.what = what }
+
+// OnUnreadable sets f to be called on Run's goroutine whenever the file
+// could not be read after a change (deleted, say): the callback of Run is
+// not called then, and f lets the caller count it. Call it before Run.
+func (w *Watcher) OnUnreadable(f func(error)) { w.unreadable = f }
 
 // New watches path, whose current content is current (so that an event that
 // leaves the content as it is calls nothing). The folder of path is watched,
@@ -72,6 +85,7 @@ func New(path string, current []byte, debounce time.Duration, log *zap.Logger) (
 		fsw:      fsw,
 		force:    make(chan struct{}, 1),
 		last:     sha256.Sum256(current),
+		what:     "policy file",
 	}, nil
 }
 
@@ -118,15 +132,18 @@ func (w *Watcher) Run(ctx context.Context, changed func(data []byte)) {
 		case <-timer.C:
 			data, err := os.ReadFile(w.path)
 			if err != nil {
-				w.log.Warn("policy file unreadable, keeping previous config", zap.String("config", w.path), zap.Error(err))
+				w.log.Warn(w.what+" unreadable, keeping previous config", zap.String("config", w.path), zap.Error(err))
 				forced = false
+				if w.unreadable != nil {
+					w.unreadable(err)
+				}
 				continue
 			}
 			if len(data) == 0 {
 				// An in-place write (truncate, then write) read between its
 				// two steps; its write event re-arms the timer. An empty
 				// file is never a valid policy, so nothing is lost.
-				w.log.Info("policy file empty, keeping previous config", zap.String("config", w.path))
+				w.log.Info(w.what+" empty, keeping previous config", zap.String("config", w.path))
 				continue
 			}
 			sum := sha256.Sum256(data)

@@ -641,8 +641,9 @@ func (m *scraper) sample() (sampleAt, error) {
 			s.goroutines = int(f)
 		case name == `accessgate_config_reloads_total{result="success"}`:
 			s.reloads = f
-		case name == `accessgate_check_duration_seconds_count{endpoint="grpc"}`:
-			s.checks = int64(f)
+		case strings.HasPrefix(name, "accessgate_check_duration_seconds_count"):
+			// One series per endpoint (grpc, auth/...): sum them.
+			s.checks += int64(f)
 		case strings.HasPrefix(name, "accessgate_jwks_fetches_total{") && strings.Contains(name, `result="success"`):
 			s.jwksOK += f
 		}
