@@ -38,6 +38,13 @@ type Request struct {
 	// empty name is a name that does not exist (403 no_application).
 	// Adapters set it whenever they set Application from a present value.
 	ApplicationBound bool
+	// ApplicationFromFact marks a binding read from the HTTP endpoints'
+	// X-Accessgate-Application fact: it counts only when the policy file
+	// sets require_application_binding, so a hand-written proxy
+	// configuration that forgets to overwrite the header cannot let a
+	// client choose its application (contract §7). A gRPC binding comes
+	// from Envoy's route, never from the client, and always counts.
+	ApplicationFromFact bool
 	// Upgrade is the original request's Upgrade header, for the WebSocket
 	// origin rule (contract §11). The HTTP endpoints fill it from
 	// X-Forwarded-Upgrade, since proxies drop the hop-by-hop Upgrade on the
@@ -46,7 +53,8 @@ type Request struct {
 }
 
 // Bound reports whether the gateway bound r to an application (see
-// Application).
+// Application). A binding from a §7 fact counts only under
+// require_application_binding (see ApplicationFromFact); Decide checks.
 func (r *Request) Bound() bool { return r.Application != "" || r.ApplicationBound }
 
 // Verdict is what Envoy is told to do.
@@ -106,6 +114,10 @@ type Decision struct {
 	Identity *Identity
 	// ServiceToken names the valid service token presented, if any.
 	ServiceToken string
+
+	// unknownBinding is set when the gateway's binding named an
+	// application the policy file does not define (see UnknownBinding).
+	unknownBinding bool
 }
 
 // Reason is the typed reason code of a decision, spelled as in the

@@ -15,10 +15,12 @@ import (
 // request under require_application_binding (403 no_application), or no
 // application at all (default_action).
 func chooseApplication(set *policies.Set, r *Request, host, path string) (app *policies.Application, d Decision, done bool) {
-	if r.Bound() {
+	if r.Bound() && (!r.ApplicationFromFact || set.RequireApplicationBinding) {
 		app = set.ApplicationNamed(r.Application)
 		if app == nil {
-			return nil, forbidden(r, nil, ReasonNoApplication, ""), true
+			d = forbidden(r, nil, ReasonNoApplication, "")
+			d.unknownBinding = true
+			return nil, d, true
 		}
 		if !app.CoversHost(host) {
 			// The route names an application that does not serve this
@@ -53,7 +55,7 @@ func chooseApplication(set *policies.Set, r *Request, host, path string) (app *p
 // warning for it (at most once a minute per name, see WarnLimiter), since
 // it means the gateway's routes and the policy file disagree.
 func UnknownBinding(r *Request, d *Decision) bool {
-	return r != nil && d != nil && r.Bound() && d.Reason == ReasonNoApplication
+	return r != nil && d != nil && d.unknownBinding
 }
 
 // WarnLimiter lets a warning through at most once per interval for each

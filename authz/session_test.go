@@ -177,6 +177,55 @@ func TestRequireApplicationBinding(t *testing.T) {
 	}
 }
 
+// TestBindingFromFact: a binding from the §7 X-Accessgate-Application fact
+// counts only under require_application_binding (contract §7): without it
+// the host-and-path lookup decides, so a proxy configuration that forgets
+// to overwrite the header cannot let a client choose its application.
+func TestBindingFromFact(t *testing.T) {
+	fact := func(r *Request, name string) *Request {
+		r.Application, r.ApplicationBound, r.ApplicationFromFact = name, true, true
+		return r
+	}
+	for _, tt := range []struct {
+		name       string
+		require    bool
+		give       func(staff string) *Request
+		wantStatus int
+		wantReason Reason
+		wantApp    string
+	}{
+		{"ignored without the flag", false, func(staff string) *Request {
+			return fact(req("GET", "app.example.com", "/ADMIN;x/users", "cookie", staff), "admin")
+		}, 200, ReasonAllowed, "dashboard"},
+		{"unknown name ignored without the flag", false, func(staff string) *Request {
+			return fact(req("GET", "app.example.com", "/", "cookie", staff), "nope")
+		}, 200, ReasonAllowed, "dashboard"},
+		{"read under the flag", true, func(staff string) *Request {
+			return fact(req("GET", "app.example.com", "/ADMIN;x/users", "cookie", staff), "admin")
+		}, 403, ReasonNoPolicyMatch, "admin"},
+		{"unknown name under the flag", true, func(staff string) *Request {
+			return fact(req("GET", "app.example.com", "/", "cookie", staff), "nope")
+		}, 403, ReasonNoApplication, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			edit := func(s string) string { return s }
+			if tt.require {
+				edit = func(s string) string { return "require_application_binding: true\n" + s }
+			}
+			f := newSessionFixture(t, edit)
+			staff := f.sessionToken("alice@example.com", "", time.Now().Add(-time.Minute), "dept", "eng")
+			r := tt.give(staff)
+			d := f.engine.Decide(context.Background(), r)
+			if d.Status != tt.wantStatus || d.Reason != tt.wantReason || d.Application != tt.wantApp {
+				t.Errorf("Decide = %d %q app %q, want %d %q app %q", d.Status, d.Reason, d.Application, tt.wantStatus, tt.wantReason, tt.wantApp)
+			}
+			if got, want := UnknownBinding(r, &d), tt.require && tt.wantReason == ReasonNoApplication; got != want {
+				t.Errorf("UnknownBinding = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // TestDecisionRule: §11's rule names, with the policy they belong to.
 func TestDecisionRule(t *testing.T) {
 	f := newSessionFixture(t, nil)

@@ -224,6 +224,17 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 	}
 	if upg := first(r.Header, hForwardedUpg, ""); upg != "" {
 		h["upgrade"] = upg
+		req.Upgrade = upg
+	}
+	// The gateway's binding (contract §10): the decision reads it only
+	// under require_application_binding, so a configuration that forgets
+	// to overwrite the header cannot let a client pick its application.
+	if v, present := r.Header[hApplication]; present {
+		req.ApplicationFromFact = true
+		req.ApplicationBound = true
+		if len(v) > 0 {
+			req.Application = v[0]
+		}
 	}
 	h[":method"] = req.Method
 	h[":authority"] = req.Host

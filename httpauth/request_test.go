@@ -228,6 +228,15 @@ func TestRequestFromHeaders(t *testing.T) {
 	if !reflect.DeepEqual(r.Headers, want) {
 		t.Errorf("headers =\n%v\nwant\n%v", r.Headers, want)
 	}
+	// The binding fact is carried, marked as a fact (the decision reads it
+	// only under require_application_binding), and the upgrade fact is the
+	// request's Upgrade.
+	if r.Application != "dashboard" || !r.ApplicationBound || !r.ApplicationFromFact {
+		t.Errorf("binding = %q bound %v fact %v, want dashboard from the fact", r.Application, r.ApplicationBound, r.ApplicationFromFact)
+	}
+	if r.Upgrade != "websocket" {
+		t.Errorf("Upgrade = %q, want websocket", r.Upgrade)
+	}
 }
 
 // TestRequestFromSource checks the source-address rule: the rightmost

@@ -80,8 +80,6 @@ type Result struct {
 	// Diffs are the differing fields, each "field: want X, got Y"; none
 	// means the test passed.
 	Diffs []string
-	// Notes are remarks that do not fail the test.
-	Notes []string
 	// Got is the decision as check prints it.
 	Got Output
 }

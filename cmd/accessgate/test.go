@@ -75,9 +75,6 @@ func (c *cli) test(ctx context.Context, args []string) int {
 			if err != nil {
 				res.Diffs = append(res.Diffs, "error: "+err.Error())
 			}
-			for _, n := range res.Notes {
-				fmt.Fprintf(c.stderr, "%s:%d: %s: %s\n", path, t.Line, t.Name, n)
-			}
 			if res.Passed() {
 				passed++
 				fmt.Fprintf(c.stdout, "ok %s\n", t.Name)
