@@ -158,8 +158,15 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 	d := Decision{Verdict: Deny, Reason: reason, Application: app.Name}
 	if !api && app.Unauthenticated == policies.UnauthRedirect && isNavigation(r) {
 		d.Status = 302
+		loc := app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))
+		if isLoginIssuer(app.Issuer) { // §8: the CF_AppSession nonce (signin.go)
+			var cookie Header
+			loc, cookie = appSession(r, app, loc, false)
+			d.ResponseHeaders = []Header{{Key: hdrLocation, Value: loc}, {Key: hdrCacheControl, Value: noStore}, cookie}
+			return d
+		}
 		d.ResponseHeaders = []Header{
-			{Key: hdrLocation, Value: app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))},
+			{Key: hdrLocation, Value: loc},
 			{Key: hdrCacheControl, Value: noStore},
 		}
 		return d
@@ -169,6 +176,10 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 		redirect = ref
 	}
 	login := app.Issuer.LoginURL.Render(host, app.Audience, redirect)
+	var cookie Header
+	if isLoginIssuer(app.Issuer) { // §8: the CF_AppSession nonce (signin.go)
+		login, cookie = appSession(r, app, login, true)
+	}
 	d.Status = 401
 	d.Body = `{"error":"unauthenticated","reason":"` + string(reason) + `","login_url":` + jsonString(login) + `}`
 	h := make([]Header, 0, 7)
@@ -177,6 +188,9 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 		Header{Key: hdrCacheControl, Value: noStore},
 		Header{Key: hdrWWWAuthenticate, Value: app.WWWAuthenticate},
 	)
+	if cookie.Key != "" {
+		h = append(h, cookie)
+	}
 	d.ResponseHeaders = appendCORS(h, r, app)
 	return d
 }

@@ -22,6 +22,7 @@ type Engine struct {
 	verifier  *Verifier
 	now       func() time.Time
 	tokenOpts []VerifierOption
+	signin    atomic.Pointer[signinState] // the Minter of the live Set (signin.go)
 }
 
 // Option configures an Engine.
@@ -79,6 +80,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	path, ok := NormalizePath(r.Path)
 	if !ok {
 		return BadRequest()
+	}
+	// §8: the sign-in endpoints of an application host, before any policy.
+	if set.Login != nil {
+		if d, ok := e.signinEndpoint(ctx, set, r, host, path); ok {
+			return d
+		}
 	}
 
 	// 1. No application: default_action.
