@@ -47,6 +47,7 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
+                      [--login-addr ADDR]
                       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]
@@ -64,7 +65,8 @@ Flags may also come from the environment: ACCESSGATE_CONFIG,
 ACCESSGATE_GRPC_ADDR, ACCESSGATE_HTTP_ADDR, ACCESSGATE_TLS_CERT,
 ACCESSGATE_TLS_KEY, ACCESSGATE_CLIENT_CA, ACCESSGATE_HTTP_TLS_CERT,
 ACCESSGATE_HTTP_TLS_KEY, ACCESSGATE_LOG_LEVEL, ACCESSGATE_LOG_FORMAT,
-ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE.
+ACCESSGATE_DECISION_LOG_LEVEL, ACCESSGATE_TOKEN_CACHE_SIZE,
+ACCESSGATE_LOGIN_ADDR.
 A flag beats its variable.
 Run 'accessgate COMMAND -h' for a command's flags.
 `

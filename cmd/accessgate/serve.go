@@ -64,6 +64,8 @@ type gate struct {
 	// draining is set at shutdown: /readyz fails from then on, so that a
 	// load balancer stops sending while in-flight checks finish.
 	draining atomic.Bool
+	// signin runs the team domain of a login section (login.go).
+	signin *signin
 }
 
 // keysChanged tells the engine that the keys served changed, so that it
@@ -83,6 +85,7 @@ func (g *gate) load(set *policies.Set) {
 	g.keys.Sync(ctx, set)
 	cancel()
 	g.engine.Swap(set) // also drops the verified-token cache
+	g.signin.load(set)
 	g.metrics.reloaded(true, time.Now())
 	if missing := g.keys.Ready(set); len(missing) > 0 {
 		g.log.Warn("issuers without usable keys, not ready", zap.Strings("issuers", missing))
@@ -123,6 +126,9 @@ func (g *gate) ready() (ok bool, why string) {
 	if missing := g.keys.Ready(set); len(missing) > 0 {
 		return false, "no usable keys for issuers: " + strings.Join(missing, ", ")
 	}
+	if err := g.signin.ready(); err != nil {
+		return false, err.Error()
+	}
 	return true, ""
 }
 
@@ -134,6 +140,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	httpAddr := fs.String("http-addr", c.env(envHTTPAddr, defaultHTTPAddr), "/healthz, /readyz and /metrics listen address (env "+envHTTPAddr+")")
 	logLevel := fs.String("log-level", c.env(envLogLevel, "info"), "debug, info, warn or error; debug logs one line per decision (env "+envLogLevel+")")
 	logFormat := fs.String("log-format", c.env(envLogFormat, "json"), "json or console (env "+envLogFormat+")")
+	loginAddr := fs.String("login-addr", c.env(envLoginAddr, defaultLoginAddr), "team domain listener, started only when the policy file has a login section (env "+envLoginAddr+")")
 	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "how long SIGTERM waits for in-flight checks")
 	var grpcTLS, httpTLS tlsFiles
 	fs.StringVar(&grpcTLS.cert, "tls-cert", c.env(envTLSCert, ""), "PEM certificate chain: serve gRPC over TLS (needs --tls-key; re-read when it changes) (env "+envTLSCert+")")
@@ -230,6 +237,8 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	g.keys = km
 	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))
 	g.live.Store(g.engine)
+	g.signin = newSignin(ctx, log.Named("login"), m.reg, g.rereadPolicy)
+	defer g.signin.close()
 	g.load(set)
 
 	gl, err := net.Listen("tcp", *grpcAddr)
@@ -241,6 +250,13 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	if err != nil {
 		gl.Close()
 		log.Error("listen http", zap.Error(err))
+		return exitFail
+	}
+	ll, err := g.signin.listen(*loginAddr, set)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		log.Error("listen login", zap.Error(err))
 		return exitFail
 	}
 
@@ -299,6 +315,8 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 			serveErr <- fmt.Errorf("http: %w", err)
 		}
 	}()
+
+	stopLogin := g.signin.serve(ll, serveErr, &wg)
 
 	w, err := watch.New(path, data, watch.DefaultDebounce, log.Named("watch"))
 	if err != nil {
@@ -383,6 +401,7 @@ loop:
 	if err := hsrv.Shutdown(hctx); err != nil {
 		hsrv.Close()
 	}
+	stopLogin(hctx)
 	hcancel()
 	stopWatch()
 	<-watchDone

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
+	"github.com/accessgate/accessgate/login"
+	"github.com/accessgate/accessgate/policies"
+)
+
+// The team domain's listener (contract §1, §8).
+const (
+	envLoginAddr     = "ACCESSGATE_LOGIN_ADDR"
+	defaultLoginAddr = "127.0.0.1:9003"
+)
+
+// signin runs the team domain of the live policy Set: one login.Server
+// per Set, replaced on every reload (keeping provider discovery through
+// login.Options.Previous), served on --login-addr when the file has a
+// `login` section. It also watches the section's key and secret files, so
+// that a rotated key or secret is re-read as a changed policy file is.
+type signin struct {
+	log     *zap.Logger
+	ctx     context.Context
+	signIns *prometheus.CounterVec
+	// reread re-reads the policy file and makes it live (gate.reload).
+	reread func()
+
+	cur atomic.Pointer[login.Server]
+	mu  sync.Mutex // serializes load
+
+	// The file watchers of the live Set's login files.
+	watched     []string
+	stopWatches context.CancelFunc
+	watches     sync.WaitGroup
+	rereadMu    sync.Mutex // one re-read at a time
+}
+
+// newSignin registers the sign-in metrics on reg.
+func newSignin(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, reread func()) *signin {
+	s := &signin{
+		log:    log,
+		ctx:    ctx,
+		reread: reread,
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessgate_signins_total",
+			Help: "Sign-ins that ended on the team domain, by provider (\"\" before one was chosen) and outcome (signed_in, org_session, state_missing, email_unverified, exchange_invalid_grant, not_discovered, …).",
+		}, []string{"provider", "outcome"}),
+	}
+	reg.MustRegister(s.signIns)
+	return s
+}
+
+// load makes set's team domain live. A Set without a login section leaves
+// none (the listener, if any, answers 404).
+func (s *signin) load(set *policies.Set) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cur.Load()
+	if set == nil || set.Login == nil {
+		s.cur.Store(nil)
+		if old != nil {
+			old.Close()
+		}
+		s.watch(nil)
+		return
+	}
+	srv, err := login.New(set, login.Options{
+		Log:      s.log,
+		Previous: old,
+		OnSignIn: func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
+	})
+	if err != nil {
+		// Parse checked what New needs; keep serving the previous one.
+		s.log.Error("team domain not rebuilt, keeping the previous one", zap.Error(err))
+		return
+	}
+	srv.Start(s.ctx)
+	s.cur.Store(srv)
+	if old != nil {
+		old.Close() // stops its discovery; requests in flight finish
+	}
+	s.watch(set.Login.Files)
+}
+
+// ready is nil once every provider of the live team domain answered
+// discovery (for /readyz).
+func (s *signin) ready() error {
+	if s == nil {
+		return nil
+	}
+	if srv := s.cur.Load(); srv != nil {
+		return srv.Ready()
+	}
+	return nil
+}
+
+// ServeHTTP hands the request to the live team domain.
+func (s *signin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	srv := s.cur.Load()
+	if srv == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "no login section in the policy file", http.StatusNotFound)
+		return
+	}
+	srv.ServeHTTP(w, r)
+}
+
+// listen opens --login-addr when set has a login section; nil otherwise.
+func (s *signin) listen(addr string, set *policies.Set) (net.Listener, error) {
+	if set == nil || set.Login == nil {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen login: %w", err)
+	}
+	return l, nil
+}
+
+// serve runs the team domain on l (nothing when l is nil) and returns the
+// function that shuts it down. A failure to serve goes to errs.
+func (s *signin) serve(l net.Listener, errs chan<- error, wg *sync.WaitGroup) (shutdown func(context.Context)) {
+	if l == nil {
+		return func(context.Context) {}
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case errs <- fmt.Errorf("login: %w", err):
+			default:
+			}
+		}
+	}()
+	s.log.Info("team domain listening", zap.String("login_addr", l.Addr().String()))
+	return func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}
+}
+
+// close stops discovery and the file watchers.
+func (s *signin) close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if srv := s.cur.Load(); srv != nil {
+		srv.Close()
+	}
+	s.watch(nil)
+	s.mu.Unlock()
+	s.watches.Wait()
+}
+
+// watch watches files (none: stop watching). It runs under s.mu, possibly
+// from a watcher's own callback (a re-read that loads a new Set), so it
+// never waits for the old watchers: cancelled, they end on their own.
+func (s *signin) watch(files []string) {
+	if slices.Equal(files, s.watched) {
+		return
+	}
+	if s.stopWatches != nil {
+		s.stopWatches()
+		s.stopWatches = nil
+	}
+	s.watched = slices.Clone(files)
+	if len(files) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.stopWatches = cancel
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			data = nil // a watcher of a missing file fires once it exists
+		}
+		w, err := watch.New(f, data, watch.DefaultDebounce, s.log.Named("watch"))
+		if err != nil {
+			s.log.Error("login file watch unavailable; reload with SIGHUP", zap.String("file", f), zap.Error(err))
+			continue
+		}
+		s.watches.Add(1)
+		go func() {
+			defer s.watches.Done()
+			w.Run(ctx, func([]byte) {
+				s.rereadMu.Lock()
+				defer s.rereadMu.Unlock()
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Info("login file changed, reloading", zap.String("file", f))
+				s.reread()
+			})
+		}()
+	}
+}
+
+// rereadPolicy reads the policy file again and makes it live, or keeps
+// the previous config (a key or secret file it names changed).
+func (g *gate) rereadPolicy() {
+	data, err := os.ReadFile(g.path)
+	if err != nil {
+		g.log.Error("policy file unreadable, keeping previous config", zap.Error(err))
+		return
+	}
+	g.reload(data)
+}
