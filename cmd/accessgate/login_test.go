@@ -74,8 +74,9 @@ func newKeyPEM(t *testing.T) string {
 }
 
 // startMockOIDC runs a mockoidc provider on loopback whose discovery
-// answers 503 until discoverable is set.
-func startMockOIDC(t *testing.T, discoverable *atomic.Bool) *mockoidc.MockOIDC {
+// answers 503 until discoverable is set; discoveries counts the answered
+// ones.
+func startMockOIDC(t *testing.T, discoverable *atomic.Bool, discoveries *atomic.Int64) *mockoidc.MockOIDC {
 	t.Helper()
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
@@ -86,6 +87,9 @@ func startMockOIDC(t *testing.T, discoverable *atomic.Bool) *mockoidc.MockOIDC {
 			if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") && !discoverable.Load() {
 				http.Error(w, "not yet", http.StatusServiceUnavailable)
 				return
+			}
+			if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+				discoveries.Add(1)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -190,7 +194,8 @@ func deniedHeaders(resp *authv3.CheckResponse) (status int, h map[string]string)
 // discovery, the sign-in is counted, and no secret it handled is logged.
 func TestServeSignIn(t *testing.T) {
 	var discoverable atomic.Bool
-	m := startMockOIDC(t, &discoverable)
+	var discoveries atomic.Int64
+	m := startMockOIDC(t, &discoverable, &discoveries)
 	_, policy := writeSigninConfig(t, m.Issuer(), m.ClientID, m.ClientSecret)
 	s := startServe(t, loopbackEnv(map[string]string{envLogLevel: "debug", envDecisionLogLevel: "info", envLoginAddr: "127.0.0.1:0"}), "--config", policy)
 	loginAddr := s.loginAddr()
@@ -310,11 +315,13 @@ func TestServeSignInProviderDown(t *testing.T) {
 }
 
 // TestServeSignInKeyRotation: a signing key file replaced on disk is
-// re-read like the policy file; the key still listed stays published.
+// re-read like the policy file; the key still listed stays published, and
+// the reload keeps the provider's discovery (no refetch, still ready).
 func TestServeSignInKeyRotation(t *testing.T) {
 	var discoverable atomic.Bool
+	var discoveries atomic.Int64
 	discoverable.Store(true)
-	m := startMockOIDC(t, &discoverable)
+	m := startMockOIDC(t, &discoverable, &discoveries)
 	dir, policy := writeSigninConfig(t, m.Issuer(), m.ClientID, m.ClientSecret)
 	s := startServe(t, loopbackEnv(map[string]string{envLoginAddr: "127.0.0.1:0"}), "--config", policy)
 	certs := func() []string {
@@ -337,6 +344,8 @@ func TestServeSignInKeyRotation(t *testing.T) {
 		}
 		return kids
 	}
+	eventually(t, "/readyz after discovery", func() bool { code, _ := s.get("/readyz"); return code == 200 })
+	discovered := discoveries.Load()
 	before := certs()
 	if len(before) != 2 {
 		t.Fatalf("certs before = %q, want two keys", before)
@@ -348,5 +357,9 @@ func TestServeSignInKeyRotation(t *testing.T) {
 	})
 	if got := s.metric(reloadsOK); got < 2 {
 		t.Errorf("reloads = %v, want the key change counted as a reload", got)
+	}
+	if code, body := s.get("/readyz"); code != 200 || discoveries.Load() != discovered {
+		t.Errorf("after the reload: /readyz %d %q, discoveries %d → %d; want ready with no new discovery",
+			code, body, discovered, discoveries.Load())
 	}
 }
