@@ -10,7 +10,9 @@ import (
 	"encoding/pem"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,6 +242,13 @@ func TestSigninAuthorized(t *testing.T) {
 		{"code replayed on another host", navigation("https", "other.example.com", "/cdn-cgi/access/authorized?code="+good, cookie), 400, "other"},
 		{"code for an audience not on this host", navigation("https", "app.example.com",
 			"/cdn-cgi/access/authorized?code="+f.code("app.example.com", "other-aud", testNonce, "/"), cookie), 400, "app"},
+		{"nonce in a second Cookie header (Envoy joins them with ,)", navigation("https", "app.example.com",
+			"/cdn-cgi/access/authorized?code="+good, "theme=dark, __Host-CF_AppSession="+testNonce), 302, "app"},
+		{"oversized query", navigation("https", "app.example.com", "/cdn-cgi/access/authorized?code="+strings.Repeat("A", 9000), cookie), 400, "app"},
+		{"oversized nonce, bound in the code", navigation("https", "app.example.com",
+			"/cdn-cgi/access/authorized?code="+f.code("app.example.com", "app-aud", strings.Repeat("n", 300), "/"),
+			"__Host-CF_AppSession="+strings.Repeat("n", 300)), 400, "app"},
+		{"CRLF in the code", navigation("https", "app.example.com", "/cdn-cgi/access/authorized?code=%0d%0aSet-Cookie:%20x=1", cookie), 400, "app"},
 		{"POST", &Request{Method: "POST", Scheme: "https", Host: "app.example.com", Path: "/cdn-cgi/access/authorized?code=" + good,
 			Headers: map[string]string{"cookie": cookie}}, 400, "app"},
 	}
@@ -416,6 +425,25 @@ func TestSigninPathsElsewhere(t *testing.T) {
 		d := f.decide(navigation("https", tt.host, tt.path, ""))
 		if d.Reason != tt.reason {
 			t.Errorf("Decide(%s%s): reason %q, want %q", tt.host, tt.path, d.Reason, tt.reason)
+		}
+	}
+}
+
+// TestSigninNoHTTPServerCode: the sign-in answers are pure input and
+// output; authz itself imports neither net/http nor the team-domain
+// package (only the pure login/mint).
+func TestSigninNoHTTPServerCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	imports := strings.Fields(string(out))
+	if !slices.Contains(imports, "github.com/accessgate/accessgate/login/mint") {
+		t.Fatalf("authz does not import login/mint; the check below would prove nothing: %q", imports)
+	}
+	for _, imp := range imports {
+		if imp == "net/http" || imp == "github.com/accessgate/accessgate/login" {
+			t.Errorf("authz imports %s", imp)
 		}
 	}
 }
