@@ -133,13 +133,10 @@ func (s *signin) listen(addr string, set *policies.Set) (net.Listener, error) {
 	return l, nil
 }
 
-// serve runs the team domain on l (nothing when l is nil) and returns the
-// function that shuts it down. A failure to serve goes to errs.
-func (s *signin) serve(l net.Listener, errs chan<- error, wg *sync.WaitGroup) (shutdown func(context.Context)) {
-	if l == nil {
-		return func(context.Context) {}
-	}
-	srv := &http.Server{
+// server is the team domain's HTTP server (Serve it on the --login-addr
+// listener; Shutdown stops it).
+func (s *signin) server() *http.Server {
+	return &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -148,6 +145,15 @@ func (s *signin) serve(l net.Listener, errs chan<- error, wg *sync.WaitGroup) (s
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
+}
+
+// serve runs the team domain on l (nothing when l is nil) and returns the
+// function that shuts it down. A failure to serve goes to errs.
+func (s *signin) serve(l net.Listener, errs chan<- error, wg *sync.WaitGroup) (shutdown func(context.Context)) {
+	if l == nil {
+		return func(context.Context) {}
+	}
+	srv := s.server()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
