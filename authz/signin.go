@@ -349,3 +349,26 @@ func cookieValue(header, name string) string {
 	}
 	return ""
 }
+
+// SignIn answers r only if it is one of the sign-in endpoints of an
+// application host (/cdn-cgi/access/authorized, get-identity, logout on a
+// host an `issuer: login` application covers), exactly as Decide would;
+// ok is false for any other request, which it does not judge. The team
+// domain's listener uses it to serve those paths for proxies that route
+// them there instead of through ext_authz (the HTTP authorization
+// endpoints refuse them).
+func (e *Engine) SignIn(ctx context.Context, r *Request) (d Decision, ok bool) {
+	set := e.set.Load()
+	if set == nil || set.Login == nil || r == nil || headerBytes(r.Headers) > maxHeaderBytes {
+		return Decision{}, false
+	}
+	host, ok := normalizeHost(r.Host)
+	if !ok {
+		return Decision{}, false
+	}
+	path, ok := NormalizePath(r.Path)
+	if !ok {
+		return Decision{}, false
+	}
+	return e.signinEndpoint(ctx, set, r, host, path)
+}

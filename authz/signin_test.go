@@ -447,3 +447,34 @@ func TestSigninNoHTTPServerCode(t *testing.T) {
 		}
 	}
 }
+
+// TestSigninOnly: SignIn answers the sign-in endpoints as Decide does and
+// judges nothing else.
+func TestSigninOnly(t *testing.T) {
+	f := newSigninFixture(t, "https://auth.example.com")
+	code := f.code("app.example.com", "app-aud", testNonce, "/")
+	tests := []struct {
+		name   string
+		req    *Request
+		ok     bool
+		status int
+	}{
+		{"authorized", navigation("https", "app.example.com", "/cdn-cgi/access/authorized?code="+code, "__Host-CF_AppSession="+testNonce), true, 302},
+		{"logout", navigation("https", "app.example.com", "/cdn-cgi/access/logout", ""), true, 302},
+		{"get-identity without a token", navigation("https", "app.example.com", "/cdn-cgi/access/get-identity", ""), true, 401},
+		{"an application path", navigation("https", "app.example.com", "/", ""), false, 0},
+		{"another issuer's host", navigation("https", "legacy.example.com", "/cdn-cgi/access/logout", ""), false, 0},
+		{"no host", navigation("https", "", "/cdn-cgi/access/logout", ""), false, 0},
+	}
+	for _, tt := range tests {
+		d, ok := f.engine.SignIn(context.Background(), tt.req)
+		if ok != tt.ok || d.Status != tt.status {
+			t.Errorf("SignIn(%s) = %v %d, want %v %d", tt.name, ok, d.Status, tt.ok, tt.status)
+		}
+		if ok {
+			if want := f.decide(tt.req); want.Status != d.Status || want.Reason != d.Reason {
+				t.Errorf("SignIn(%s) = %d %q, Decide = %d %q", tt.name, d.Status, d.Reason, want.Status, want.Reason)
+			}
+		}
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
 	"github.com/accessgate/accessgate/login"
 	"github.com/accessgate/accessgate/policies"
@@ -31,14 +35,20 @@ const (
 // login.Options.Previous), served on --login-addr when the file has a
 // `login` section. It also watches the section's key and secret files, so
 // that a rotated key or secret is re-read as a changed policy file is.
+//
+// Requests for another host than the team domain's are the sign-in
+// endpoints of application hosts, which proxies without ext_authz gRPC
+// route here (their HTTP authorization endpoints refuse them): the
+// decision answers them, as it does over gRPC.
 type signin struct {
 	log     *zap.Logger
 	ctx     context.Context
 	signIns *prometheus.CounterVec
+	engine  *authz.Engine
 	// reread re-reads the policy file and makes it live (gate.reload).
 	reread func()
 
-	cur atomic.Pointer[login.Server]
+	cur atomic.Pointer[teamDomain]
 	mu  sync.Mutex // serializes load
 
 	// The file watchers of the live Set's login files.
@@ -48,11 +58,18 @@ type signin struct {
 	rereadMu    sync.Mutex // one re-read at a time
 }
 
+// teamDomain is the live team domain: its server and its host name.
+type teamDomain struct {
+	srv  *login.Server
+	host string // lower-case, no port
+}
+
 // newSignin registers the sign-in metrics on reg.
-func newSignin(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, reread func()) *signin {
+func newSignin(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, engine *authz.Engine, reread func()) *signin {
 	s := &signin{
 		log:    log,
 		ctx:    ctx,
+		engine: engine,
 		reread: reread,
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_signins_total",
@@ -71,13 +88,21 @@ func (s *signin) load(set *policies.Set) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cur.Load()
+	var old *login.Server
+	if td := s.cur.Load(); td != nil {
+		old = td.srv
+	}
 	if set == nil || set.Login == nil {
 		s.cur.Store(nil)
 		if old != nil {
 			old.Close()
 		}
 		s.watch(nil)
+		return
+	}
+	u, err := url.Parse(set.Login.TeamDomain)
+	if err != nil {
+		s.log.Error("team domain not rebuilt, keeping the previous one", zap.Error(err))
 		return
 	}
 	srv, err := login.New(set, login.Options{
@@ -91,7 +116,7 @@ func (s *signin) load(set *policies.Set) {
 		return
 	}
 	srv.Start(s.ctx)
-	s.cur.Store(srv)
+	s.cur.Store(&teamDomain{srv: srv, host: strings.ToLower(u.Hostname())})
 	if old != nil {
 		old.Close() // stops its discovery; requests in flight finish
 	}
@@ -104,21 +129,80 @@ func (s *signin) ready() error {
 	if s == nil {
 		return nil
 	}
-	if srv := s.cur.Load(); srv != nil {
-		return srv.Ready()
+	if td := s.cur.Load(); td != nil {
+		return td.srv.Ready()
 	}
 	return nil
 }
 
-// ServeHTTP hands the request to the live team domain.
+// ServeHTTP hands the request to the live team domain, or, for the
+// authorized, get-identity and logout paths of an application's host, to
+// the decision's application-host sign-in endpoints.
 func (s *signin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	srv := s.cur.Load()
-	if srv == nil {
+	td := s.cur.Load()
+	if td == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "no login section in the policy file", http.StatusNotFound)
 		return
 	}
-	srv.ServeHTTP(w, r)
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), td.host) || !appHostPath(r.URL.Path) {
+		td.srv.ServeHTTP(w, r)
+		return
+	}
+	d, ok := s.engine.SignIn(r.Context(), appHostRequest(r))
+	if !ok {
+		// No issuer: login application covers the host (an address of
+		// the listener itself, say): the team domain answers.
+		td.srv.ServeHTTP(w, r)
+		return
+	}
+	h := w.Header()
+	for _, hd := range d.ResponseHeaders {
+		k := http.CanonicalHeaderKey(hd.Key)
+		if hd.Append {
+			h.Add(k, hd.Value)
+		} else {
+			h.Set(k, hd.Value)
+		}
+	}
+	w.WriteHeader(d.Status)
+	io.WriteString(w, d.Body)
+}
+
+// appHostPath reports whether path is one of the sign-in endpoints of
+// application hosts.
+func appHostPath(path string) bool {
+	switch path {
+	case "/cdn-cgi/access/authorized", "/cdn-cgi/access/get-identity", "/cdn-cgi/access/logout":
+		return true
+	}
+	return false
+}
+
+// appHostRequest is the decision's view of a request a proxy routed to
+// the team domain's listener for an application host: the scheme from
+// X-Forwarded-Proto (the proxy's), else the connection's.
+func appHostRequest(r *http.Request) *authz.Request {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := strings.ToLower(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+		scheme = p
+	}
+	h := make(map[string]string, len(r.Header))
+	for k, vs := range r.Header {
+		sep := ","
+		if k == "Cookie" {
+			sep = "; "
+		}
+		h[strings.ToLower(k)] = strings.Join(vs, sep)
+	}
+	return &authz.Request{Method: r.Method, Scheme: scheme, Host: r.Host, Path: r.RequestURI, Headers: h}
 }
 
 // listen opens --login-addr when set has a login section; nil otherwise.
@@ -178,8 +262,8 @@ func (s *signin) close() {
 		return
 	}
 	s.mu.Lock()
-	if srv := s.cur.Load(); srv != nil {
-		srv.Close()
+	if td := s.cur.Load(); td != nil {
+		td.srv.Close()
 	}
 	s.watch(nil)
 	s.mu.Unlock()

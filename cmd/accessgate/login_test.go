@@ -257,6 +257,44 @@ func TestServeSignIn(t *testing.T) {
 		t.Fatalf("with the minted token: denied %d %v, want forwarded", st, hh)
 	}
 
+	// 5. The same endpoints through the team domain's listener, where
+	// proxies without ext_authz gRPC route an application host's
+	// /cdn-cgi/access/* (the code may be redeemed again within 60s).
+	direct := func(host, target, cookie string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+loginAddr+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	r := direct("app.localhost", transfer.RequestURI(), "CF_AppSession="+nonce)
+	if sc := r.Header.Values("Set-Cookie"); r.StatusCode != 302 || r.Header.Get("Location") != "http://app.localhost/home?x=1" ||
+		len(sc) != 2 || !strings.HasPrefix(sc[0], "CF_Authorization=") || !strings.HasPrefix(sc[1], "CF_AppSession=;") {
+		t.Errorf("authorized on the login listener: %d %q %q, want the decision's 302 with both cookies", r.StatusCode, r.Header.Get("Location"), sc)
+	}
+	r = direct("app.localhost", "/cdn-cgi/access/get-identity", "CF_Authorization="+token)
+	if body, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(body), `"email":"jane.doe@example.com"`) {
+		t.Errorf("get-identity on the login listener for app.localhost: %d %s", r.StatusCode, body)
+	}
+	r = direct("auth.localhost", "/cdn-cgi/access/get-identity", "CF_Authorization="+token)
+	if body, _ := io.ReadAll(r.Body); r.StatusCode != 401 {
+		t.Errorf("the app token as the team domain's session: %d %s, want 401", r.StatusCode, body)
+	}
+	r = direct("127.0.0.1", "/cdn-cgi/access/get-identity", "")
+	if body, _ := io.ReadAll(r.Body); r.StatusCode != 401 || strings.Contains(string(body), "reason") {
+		t.Errorf("get-identity for a host no application covers: %d %s, want the team domain's own 401", r.StatusCode, body)
+	}
+
 	if got := s.metric(`accessgate_signins_total{outcome="signed_in",provider="corp"}`); got != 1 {
 		t.Errorf("sign-ins counted = %v, want 1", got)
 	}

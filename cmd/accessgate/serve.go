@@ -237,7 +237,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	g.keys = km
 	g.engine = authz.New(km, authz.WithTokenCache(*tokenCache))
 	g.live.Store(g.engine)
-	g.signin = newSignin(ctx, log.Named("login"), m.reg, g.rereadPolicy)
+	g.signin = newSignin(ctx, log.Named("login"), m.reg, g.engine, g.rereadPolicy)
 	defer g.signin.close()
 	g.load(set)
 
