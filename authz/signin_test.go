@@ -27,7 +27,7 @@ import (
 // cookie secret generated in the test, and a Minter of the same login
 // section (as the team domain has) to make codes and tokens.
 type signinFixture struct {
-	t      *testing.T
+	t      testing.TB
 	set    *policies.Set
 	engine *Engine
 	minter *mint.Minter
@@ -36,7 +36,7 @@ type signinFixture struct {
 
 func (f *signinFixture) now() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }
 
-func newSigninFixture(t *testing.T, teamDomain string) *signinFixture {
+func newSigninFixture(t testing.TB, teamDomain string) *signinFixture {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -477,4 +477,31 @@ func TestSigninOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzSignIn feeds arbitrary request targets and Cookie headers to the
+// application-host sign-in endpoints: no panic, a 302 only with a code made
+// for this browser, and no answer that echoes the Cookie header.
+func FuzzSignIn(f *testing.F) {
+	fx := newSigninFixture(f, "https://auth.example.com")
+	good := fx.code("app.example.com", "app-aud", testNonce, "/")
+	f.Add("/cdn-cgi/access/authorized?code="+good, "__Host-CF_AppSession="+testNonce)
+	f.Add("/cdn-cgi/access/authorized?code="+good+"&code=x", "__Host-CF_AppSession="+testNonce)
+	f.Add("/cdn-cgi/access/authorized?code=%zz", `__Host-CF_AppSession="`)
+	f.Add("/cdn-cgi/access/get-identity", "CF_Authorization=a.b.c, CF_Authorization=")
+	f.Add("/cdn-cgi/access/logout?x", ";;,,=")
+	f.Fuzz(func(t *testing.T, target, cookie string) {
+		d, ok := fx.engine.SignIn(context.Background(), navigation("https", "app.example.com", target, cookie))
+		if !ok {
+			return
+		}
+		if d.Status == 302 && strings.Contains(target, "authorized") && !strings.Contains(cookie, testNonce) {
+			t.Fatalf("authorized without the nonce: %+v", d)
+		}
+		for _, h := range d.ResponseHeaders {
+			if len(cookie) > 8 && strings.Contains(h.Value, cookie) {
+				t.Fatalf("header %s echoes the Cookie header", h.Key)
+			}
+		}
+	})
 }
