@@ -268,9 +268,12 @@ func appSession(r *Request, app *policies.Application, login string, crossSite b
 // loginApplications lists the `issuer: login` applications whose domains
 // cover host, path prefixes aside, in file order.
 func loginApplications(set *policies.Set, host string) []*policies.Application {
+	if set.Login.Issuer == nil {
+		return nil
+	}
 	var out []*policies.Application
 	for _, app := range set.Applications {
-		if app.Issuer != set.Login.Issuer || set.Login.Issuer == nil {
+		if app.Issuer != set.Login.Issuer {
 			continue
 		}
 		for _, d := range app.Domains {
