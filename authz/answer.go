@@ -197,9 +197,15 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 	d := Decision{Verdict: Deny, Reason: reason, Application: app.Name}
 	if !serviceTokenPresented && app.Unauthenticated == policies.UnauthRedirect && isNavigation(r) {
 		d.Status = 302
-		d.ResponseHeaders = make([]Header, 0, 3)
+		loc := app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))
+		d.ResponseHeaders = make([]Header, 0, 4)
+		if isLoginIssuer(app.Issuer) { // §8: the CF_AppSession nonce (signin.go)
+			var cookie Header
+			loc, cookie = appSession(r, app, loc, false)
+			d.ResponseHeaders = append(d.ResponseHeaders, cookie)
+		}
 		d.ResponseHeaders = append(d.ResponseHeaders,
-			Header{Key: hdrLocation, Value: app.Issuer.LoginURL.Render(host, app.Audience, originalURL(r))},
+			Header{Key: hdrLocation, Value: loc},
 			Header{Key: hdrCacheControl, Value: noStore},
 		)
 		if hasCORS(app) {
@@ -212,6 +218,10 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 		redirect = ref
 	}
 	login := app.Issuer.LoginURL.Render(host, app.Audience, redirect)
+	var cookie Header
+	if isLoginIssuer(app.Issuer) { // §8: the CF_AppSession nonce (signin.go)
+		login, cookie = appSession(r, app, login, true)
+	}
 	d.Status = 401
 	d.Body = `{"error":"unauthenticated","reason":"` + string(reason) + `","login_url":` + jsonString(login) + `}`
 	h := make([]Header, 0, 7)
@@ -220,6 +230,9 @@ func unauthenticated(r *Request, app *policies.Application, host string, reason 
 		Header{Key: hdrCacheControl, Value: noStore},
 		Header{Key: hdrWWWAuthenticate, Value: app.WWWAuthenticate},
 	)
+	if cookie.Key != "" {
+		h = append(h, cookie)
+	}
 	d.ResponseHeaders = appendCORS(h, r, app)
 	return d
 }

@@ -26,6 +26,7 @@ type Engine struct {
 	// revoked is the live revocations file (nil: none), swapped with the
 	// set and, between policy reloads, by SwapRevocations.
 	revoked atomic.Pointer[policies.Revocations]
+	signin    atomic.Pointer[signinState] // the Minter of the live Set (signin.go)
 }
 
 // Option configures an Engine.
@@ -92,6 +93,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	path, ok := NormalizePath(r.Path)
 	if !ok {
 		return BadRequest()
+	}
+	// §8: the sign-in endpoints of an application host, before any policy.
+	if set.Login != nil {
+		if d, ok := e.signinEndpoint(ctx, set, r, host, path); ok {
+			return d
+		}
 	}
 
 	// The gateway's binding, else the lookup; 1. no application:

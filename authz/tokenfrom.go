@@ -58,9 +58,15 @@ func tokenFrom(h map[string]string) string {
 // unrelated cookies costs one search; the cookie around an occurrence is
 // the text between the separators before and after it, exactly the part a
 // split on ';' and ',' would give.
-func cookieToken(s string) string {
+func cookieToken(s string) string { return namedCookie(s, cookieName) }
+
+// namedCookie returns the value of the first cookie called name in a
+// Cookie header list, which splits on ';' and ',' (Envoy joins several
+// Cookie headers with ','): every cookie is scanned, the 64 KiB header
+// limit bounds the work; "" when there is none or it is empty.
+func namedCookie(s, name string) string {
 	for {
-		i := strings.Index(s, cookieName)
+		i := strings.Index(s, name)
 		if i < 0 {
 			return ""
 		}
@@ -68,11 +74,11 @@ func cookieToken(s string) string {
 		for start > 0 && s[start-1] != ';' && s[start-1] != ',' {
 			start--
 		}
-		end := i + len(cookieName)
+		end := i + len(name)
 		for end < len(s) && s[end] != ';' && s[end] != ',' {
 			end++
 		}
-		if val := cookieValue(s[start:end]); val != "" {
+		if val := cookieValue(s[start:end], name); val != "" {
 			return val
 		}
 		if end == len(s) {
@@ -83,11 +89,11 @@ func cookieToken(s string) string {
 }
 
 // cookieValue returns the value of one "name=value" cookie when its name
-// is CF_Authorization, trimmed and without one pair of double quotes;
-// "" for another cookie or an empty value.
-func cookieValue(part string) string {
+// is want, trimmed and without one pair of double quotes; "" for another
+// cookie or an empty value.
+func cookieValue(part, want string) string {
 	name, val, ok := strings.Cut(part, "=")
-	if !ok || strings.TrimSpace(name) != cookieName {
+	if !ok || strings.TrimSpace(name) != want {
 		return ""
 	}
 	val = strings.TrimSpace(val)

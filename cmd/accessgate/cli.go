@@ -30,7 +30,7 @@ const usage = `accessgate: a Cloudflare-Access-style ext_authz gate for Envoy
 
 Usage:
   accessgate serve    [--config FILE] [--grpc-addr ADDR] [--http-addr ADDR]
-                      [--auth-addr ADDR]
+                      [--auth-addr ADDR] [--login-addr ADDR]
                       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                       [--http-tls-cert FILE --http-tls-key FILE]
                       [--log-level LEVEL] [--log-format json|console]

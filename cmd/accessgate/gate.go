@@ -40,6 +40,8 @@ type gate struct {
 	draining atomic.Bool
 	// revocations follows the set's revocations_file (revocations.go).
 	revocations revocationWatch
+	// signin runs the team domain of a login section (login.go).
+	signin *signin
 }
 
 // loadGate reads the policy file (or writes the demo's) and builds the gate
@@ -68,6 +70,7 @@ func (c *cli) loadGate(ctx context.Context, o *serveConfig, log *zap.Logger) (*g
 	g.keys = jwks.New(log.Named("keys"), jwks.WithFetchHook(g.metrics.jwksFetched),
 		jwks.WithChangeHook(func() { g.engine.KeysChanged() }))
 	g.engine = authz.New(g.keys, authz.WithTokenCache(o.tokenCache))
+	g.signin = newSignin(g.ctx, log.Named("login"), g.metrics.reg, g.engine, g.rereadPolicy)
 	g.load(set)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g.health.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -94,6 +97,7 @@ func (g *gate) close() {
 		g.keys.Close()
 	}
 	g.revocations.stop()
+	g.signin.close()
 	if g.metrics.audit != nil {
 		g.metrics.audit.Close()
 	}
@@ -123,6 +127,7 @@ func (g *gate) load(set *policies.Set) {
 	missing := syncKeys(g.ctx, g.keys, set)
 	g.engine.Swap(set) // also drops the verified-token cache
 	g.revocationsLoaded(set)
+	g.signin.load(set)
 	g.metrics.applications(set)
 	g.metrics.reloaded(true, time.Now())
 	if len(missing) > 0 {
@@ -190,6 +195,9 @@ func (g *gate) ready() (ok bool, why string) {
 	}
 	if missing := g.keys.Ready(set); len(missing) > 0 {
 		return false, "no usable keys for issuers: " + strings.Join(missing, ", ")
+	}
+	if err := g.signin.ready(); err != nil {
+		return false, err.Error()
 	}
 	return true, ""
 }

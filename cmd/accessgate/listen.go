@@ -43,6 +43,7 @@ func (g *gate) listeners(o *serveConfig) ([]*listener, error) {
 		g.grpcListener,
 		g.httpListener,
 		g.authListener,
+		g.loginListener,
 	} {
 		l, err := build(o)
 		if err != nil {

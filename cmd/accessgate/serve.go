@@ -23,6 +23,7 @@ type serveConfig struct {
 	config             string
 	grpcAddr, httpAddr string
 	authAddr           string
+	loginAddr          string
 	auditLog           string
 	logLevel           string
 	logFormat          string
@@ -40,6 +41,7 @@ func (c *cli) serveFlagSet(o *serveConfig) *flag.FlagSet {
 	fs.StringVar(&o.grpcAddr, "grpc-addr", defaultGRPCAddr, "ext_authz gRPC listen address (with gRPC health)")
 	fs.StringVar(&o.httpAddr, "http-addr", defaultHTTPAddr, "/healthz, /readyz and /metrics listen address")
 	fs.StringVar(&o.authAddr, "auth-addr", "", "HTTP authorization endpoints (nginx, Traefik, Caddy, Envoy http_service) listen address; empty: off; TLS as --tls-cert/--tls-key/--client-ca")
+	fs.StringVar(&o.loginAddr, "login-addr", defaultLoginAddr, "team domain listener (built-in sign-in), started only when the policy file has a login section")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error; debug logs one line per decision")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&o.decisionLevel, "decision-log-level", "debug", "level of the one line logged per decision: debug or info")
