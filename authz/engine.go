@@ -26,7 +26,7 @@ type Engine struct {
 	// revoked is the live revocations file (nil: none), swapped with the
 	// set and, between policy reloads, by SwapRevocations.
 	revoked atomic.Pointer[policies.Revocations]
-	signin    atomic.Pointer[signinState] // the Minter of the live Set (signin.go)
+	signin  atomic.Pointer[signinState] // the Minter of the live Set (signin.go)
 }
 
 // Option configures an Engine.
