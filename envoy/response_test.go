@@ -161,7 +161,9 @@ func checkAppendActions(t *testing.T, resp *authv3.CheckResponse) {
 		if h.GetHeader().GetKey() == "vary" {
 			want = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 		}
+		//lint:ignore SA1019 the test checks that the deprecated append field stays unset
 		if h.GetAppendAction() != want || h.GetAppend() != nil {
+			//lint:ignore SA1019 the message shows the deprecated field
 			t.Errorf("header %s: append_action = %v (append %v), want %v", h.GetHeader().GetKey(), h.GetAppendAction(), h.GetAppend(), want)
 		}
 	}

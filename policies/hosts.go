@@ -219,7 +219,7 @@ func parseDomain(s string) (domain, error) {
 		return d, errors.New("no port allowed")
 	}
 	if strings.Contains(host, "*") {
-		return d, errors.New("a wildcard is only allowed as a leading *.")
+		return d, errors.New("a wildcard is only allowed as a leading *. of the host")
 	}
 	if err := checkHostname(host); err != nil {
 		return d, err

@@ -310,10 +310,9 @@ func (w *walker) headerMap(v *yaml.Node, what string, nullable bool) map[string]
 }
 
 var (
-	testKeys     = []string{"name", "request", "identity", "service_token", "expect"}
-	requestKeys  = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert", "application"}
-	expectKeys   = []string{"application", "policy", "rule", "reason", "status", "headers", "headers_to_remove", "response_headers", "body"}
-	identityKeys = map[string]bool{"expired": true, "audience": true, "issuer": true}
+	testKeys    = []string{"name", "request", "identity", "service_token", "expect"}
+	requestKeys = []string{"method", "scheme", "host", "path", "headers", "source_ip", "client_cert", "application"}
+	expectKeys  = []string{"application", "policy", "rule", "reason", "status", "headers", "headers_to_remove", "response_headers", "body"}
 )
 
 func (w *walker) tests(root *yaml.Node, set *policies.Set) []*Test {

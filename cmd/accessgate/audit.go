@@ -25,9 +25,6 @@ import (
 // batch may succeed once space is freed. SIGUSR1 reopens the file, for log
 // rotation.
 
-// envAuditLog supplies --audit-log.
-const envAuditLog = "ACCESSGATE_AUDIT_LOG"
-
 // auditMaxBatch bounds the lines waiting for the writer, in bytes; at
 // auditKick the writer is woken early (once per batch), so a high rate of
 // decisions is written in 1 MiB batches instead of being dropped.
