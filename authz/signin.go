@@ -273,31 +273,11 @@ func loginApplications(set *policies.Set, host string) []*policies.Application {
 	}
 	var out []*policies.Application
 	for _, app := range set.Applications {
-		if app.Issuer != set.Login.Issuer {
-			continue
-		}
-		for _, d := range app.Domains {
-			if domainCoversHost(d, host) {
-				out = append(out, app)
-				break
-			}
+		if app.Issuer == set.Login.Issuer && app.CoversHost(host) {
+			out = append(out, app)
 		}
 	}
 	return out
-}
-
-// domainCoversHost reports whether a normalized domain ("host", "*.host",
-// either with "/path") covers host, path aside; a wildcard covers exactly
-// one more label (as the policy file's domains do).
-func domainCoversHost(d, host string) bool {
-	if i := strings.IndexByte(d, '/'); i >= 0 {
-		d = d[:i]
-	}
-	if suffix, ok := strings.CutPrefix(d, "*."); ok {
-		i := strings.IndexByte(host, '.')
-		return i > 0 && host[i+1:] == suffix
-	}
-	return d == host
 }
 
 // queryParam returns the one value of name in the query of a raw request

@@ -644,30 +644,11 @@ func (s *Set) LoginApplication(host, aud string) *Application {
 		return nil
 	}
 	for _, app := range s.Applications {
-		if app.Issuer != s.Login.Issuer || app.Audience != aud {
-			continue
-		}
-		for _, d := range app.Domains {
-			if domainCoversHost(d, host) {
-				return app
-			}
+		if app.Issuer == s.Login.Issuer && app.Audience == aud && app.CoversHost(host) {
+			return app
 		}
 	}
 	return nil
-}
-
-// domainCoversHost reports whether a normalized domain ("host",
-// "*.host", either with "/path") covers host, path aside. A wildcard covers
-// exactly one more label.
-func domainCoversHost(d, host string) bool {
-	if i := strings.IndexByte(d, '/'); i >= 0 {
-		d = d[:i]
-	}
-	if suffix, ok := strings.CutPrefix(d, "*."); ok {
-		i := strings.IndexByte(host, '.')
-		return i > 0 && host[i+1:] == suffix
-	}
-	return d == host
 }
 
 // ExplicitOrigin reports whether origin (lower-cased scheme and host, no
