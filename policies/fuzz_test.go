@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/accessgate/accessgate/internal/yamlnode"
 )
 
 // FuzzParse feeds arbitrary bytes to the loader: it must never panic, and
@@ -35,7 +37,7 @@ func FuzzParse(f *testing.F) {
 		if !errors.As(err, &list) || len(list) == 0 {
 			t.Fatalf("Parse error %v (%T), want a non-empty ErrorList", err, err)
 		}
-		lines := yamlLines(data)
+		lines := yamlnode.Lines(data)
 		for _, e := range list {
 			if e.File != "fuzz.yaml" {
 				continue // a file the input names (revocations_file)
@@ -109,7 +111,7 @@ func FuzzParseRevocations(f *testing.F) {
 		if !errors.As(err, &list) || len(list) == 0 {
 			t.Fatalf("error %v (%T), want a non-empty ErrorList", err, err)
 		}
-		lines := yamlLines(data)
+		lines := yamlnode.Lines(data)
 		for _, e := range list {
 			if e.Line < 1 || e.Line > lines || e.Col < 1 {
 				t.Errorf("error %q outside the input's %d lines", e.Error(), lines)

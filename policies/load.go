@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/accessgate/accessgate/internal/yamlnode"
 )
 
 // Load reads, validates and compiles the policy file at path. Validation
@@ -32,27 +34,16 @@ func Parse(file string, data []byte) (*Set, error) {
 	p := &parser{file: file, dir: filepath.Dir(file)}
 	doc, ok := p.document(data)
 	if !ok {
-		return nil, p.errs.within(yamlLines(data))
+		return nil, p.errs.within(yamlnode.Lines(data))
 	}
 	set := p.set(doc)
 	if len(p.errs) > 0 || len(p.otherErrs) > 0 {
 		// The revocations file's problems come after the policy file's:
 		// they are positions in another file.
-		return nil, append(p.errs.sorted().within(yamlLines(data)), p.otherErrs...)
+		return nil, append(p.errs.sorted().within(yamlnode.Lines(data)), p.otherErrs...)
 	}
 	set.File = file
 	return set, nil
-}
-
-// yamlLines counts the lines of data as the YAML scanner does: LF, a lone
-// CR (old Mac files), NEL, LS and PS (YAML 1.1, which yaml.v3 follows) each
-// end a line; CRLF is one break.
-func yamlLines(data []byte) int {
-	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
-	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
-		n += bytes.Count(data, []byte(br))
-	}
-	return n
 }
 
 // yamlLine extracts the line yaml.v3 puts in the text of a syntax error: it

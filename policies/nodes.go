@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/accessgate/accessgate/internal/yamlnode"
 )
 
 // maxWork bounds the nodes (and scalar bytes, in 16-byte units) the walker
@@ -87,27 +89,6 @@ func (p *parser) deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// kindName describes a node's type for "must be X, not Y" messages.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return "a string"
-	}
-	return "nothing"
-}
-
 // field is one key of a mapping with its value (aliases resolved).
 type field struct {
 	key, val *yaml.Node
@@ -120,7 +101,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known ...string) (map[string
 	n = p.deref(n)
 	if n.Kind != yaml.MappingNode {
 		if !p.over {
-			p.errorf(n, "%s must be a mapping, not %s", what, kindName(n))
+			p.errorf(n, "%s must be a mapping, not %s", what, yamlnode.KindName(n))
 		}
 		return nil, false
 	}
@@ -128,7 +109,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known ...string) (map[string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := p.deref(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			p.errorf(k, "%s keys must be strings, not %s", what, kindName(k))
+			p.errorf(k, "%s keys must be strings, not %s", what, yamlnode.KindName(k))
 			continue
 		}
 		if !slices.Contains(known, k.Value) {
@@ -158,7 +139,7 @@ func (p *parser) require(m *yaml.Node, fields map[string]field, what string, key
 // only null, lists and mappings are refused.
 func (p *parser) str(v *yaml.Node, what string) (string, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-		p.errorf(v, "%s must be a string, not %s", what, kindName(v))
+		p.errorf(v, "%s must be a string, not %s", what, yamlnode.KindName(v))
 		return "", false
 	}
 	// Values end up in headers, logs and messages: a control character
@@ -184,7 +165,7 @@ func (p *parser) nonEmpty(v *yaml.Node, what string) (string, bool) {
 // refused rather than guessed.
 func (p *parser) boolean(v *yaml.Node, what string) (bool, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-		p.errorf(v, "%s must be true or false, not %s", what, kindName(v))
+		p.errorf(v, "%s must be true or false, not %s", what, yamlnode.KindName(v))
 		return false, false
 	}
 	b, err := strconv.ParseBool(LowerASCII(v.Value))
@@ -198,7 +179,7 @@ func (p *parser) boolean(v *yaml.Node, what string) (bool, bool) {
 // integer returns a YAML integer.
 func (p *parser) integer(v *yaml.Node, what string) (int64, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
-		p.errorf(v, "%s must be an integer, not %s", what, kindName(v))
+		p.errorf(v, "%s must be an integer, not %s", what, yamlnode.KindName(v))
 		return 0, false
 	}
 	var i int64
@@ -213,7 +194,7 @@ func (p *parser) integer(v *yaml.Node, what string) (int64, bool) {
 func (p *parser) seq(v *yaml.Node, what string) ([]*yaml.Node, bool) {
 	if v.Kind != yaml.SequenceNode {
 		if !p.over {
-			p.errorf(v, "%s must be a list, not %s", what, kindName(v))
+			p.errorf(v, "%s must be a list, not %s", what, yamlnode.KindName(v))
 		}
 		return nil, false
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/accessgate/accessgate/internal/yamlnode"
 )
 
 // Revocation is one entry of a revocations file: tokens of Email (ASCII
@@ -134,7 +136,7 @@ func ParseRevocations(file string, data []byte) (*Revocations, error) {
 				e.Msg = "empty revocations file (write `revoked: []` for none)"
 			}
 		}
-		return nil, p.errs.within(yamlLines(data))
+		return nil, p.errs.within(yamlnode.Lines(data))
 	}
 	r := &Revocations{File: file, emails: map[string]time.Time{}, subs: map[string]time.Time{}}
 	f, ok := p.mapping(doc, "revocations file", "revoked")
@@ -151,7 +153,7 @@ func ParseRevocations(file string, data []byte) (*Revocations, error) {
 		}
 	}
 	if len(p.errs) > 0 {
-		return nil, p.errs.sorted().within(yamlLines(data))
+		return nil, p.errs.sorted().within(yamlnode.Lines(data))
 	}
 	for _, e := range r.Entries {
 		m, k := r.subs, e.Sub

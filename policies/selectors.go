@@ -7,6 +7,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/accessgate/accessgate/internal/yamlnode"
 )
 
 // actionNames are the YAML names of the actions, for messages.
@@ -179,7 +181,7 @@ func (p *parser) selector(n *yaml.Node, in selectorContext) *Selector {
 	what := in.what
 	if n.Kind != yaml.MappingNode {
 		if !p.over {
-			p.errorf(n, "%s entry must be a selector mapping such as {email: [...]}, not %s", what, kindName(n))
+			p.errorf(n, "%s entry must be a selector mapping such as {email: [...]}, not %s", what, yamlnode.KindName(n))
 		}
 		return nil
 	}
@@ -351,7 +353,7 @@ func (p *parser) valueSet(v *yaml.Node, what string, lower bool, check func(stri
 // claim parses `claim: {name: value}`.
 func (p *parser) claim(v *yaml.Node, sel *Selector) {
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, "claim must be a mapping {name: value}, not %s", kindName(v))
+		p.errorf(v, "claim must be a mapping {name: value}, not %s", yamlnode.KindName(v))
 		return
 	}
 	if len(v.Content) != 2 {
@@ -370,7 +372,7 @@ func (p *parser) claim(v *yaml.Node, sel *Selector) {
 	}
 	sel.ClaimPath = path
 	if val.Kind != yaml.ScalarNode {
-		p.errorf(val, "claim value must be a string, boolean or number, not %s", kindName(val))
+		p.errorf(val, "claim value must be a string, boolean or number, not %s", yamlnode.KindName(val))
 		return
 	}
 	switch val.Tag {

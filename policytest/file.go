@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/accessgate/accessgate/internal/yamlnode"
 	"github.com/accessgate/accessgate/policies"
 )
 
@@ -92,7 +93,7 @@ func Parse(file string, data []byte, set *policies.Set) (*File, error) {
 		// A position past the last line (yaml.v3 puts a node that ends the
 		// input on the line after it) is moved onto it, so that every
 		// FILE:LINE:COL points into the file.
-		last := yamlLines(data)
+		last := yamlnode.Lines(data)
 		for _, e := range w.errs {
 			if e.Line > last {
 				e.Line, e.Col = last, 1
@@ -107,16 +108,6 @@ func Parse(file string, data []byte, set *policies.Set) (*File, error) {
 		return nil, w.errs
 	}
 	return f, nil
-}
-
-// yamlLines counts the lines of data as the YAML scanner does: LF, a lone
-// CR, NEL, LS and PS each end a line; CRLF is one break.
-func yamlLines(data []byte) int {
-	n := 1 + bytes.Count(data, []byte("\n")) - bytes.Count(data, []byte("\r\n")) + bytes.Count(data, []byte("\r"))
-	for _, br := range []string{"\u0085", "\u2028", "\u2029"} {
-		n += bytes.Count(data, []byte(br))
-	}
-	return n
 }
 
 // walker walks a test file's yaml.Node tree, collecting every problem.
@@ -165,7 +156,7 @@ func (w *walker) document(data []byte) *yaml.Node {
 				line++
 			}
 		}
-		line = min(max(line, 1), yamlLines(data))
+		line = min(max(line, 1), yamlnode.Lines(data))
 		w.errs = append(w.errs, &policies.Error{File: w.file, Line: line, Col: 1, Msg: "yaml syntax error: " + msg})
 		return nil
 	}
@@ -189,26 +180,6 @@ func deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return "a string"
-	}
-	return "nothing"
-}
-
 type field struct{ key, val *yaml.Node }
 
 // pairs returns a mapping's key/value pairs with string keys, reporting
@@ -216,7 +187,7 @@ type field struct{ key, val *yaml.Node }
 func (w *walker) pairs(n *yaml.Node, what string, known []string) ([]field, bool) {
 	n = deref(n)
 	if n.Kind != yaml.MappingNode {
-		w.errorf(n, "%s must be a mapping, not %s", what, kindName(n))
+		w.errorf(n, "%s must be a mapping, not %s", what, yamlnode.KindName(n))
 		return nil, false
 	}
 	var out []field
@@ -224,7 +195,7 @@ func (w *walker) pairs(n *yaml.Node, what string, known []string) ([]field, bool
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), deref(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			w.errorf(k, "%s keys must be strings, not %s", what, kindName(k))
+			w.errorf(k, "%s keys must be strings, not %s", what, yamlnode.KindName(k))
 			continue
 		}
 		if known != nil && !slices.Contains(known, k.Value) {
@@ -254,7 +225,7 @@ func (w *walker) mapping(n *yaml.Node, what string, known ...string) (map[string
 // number); null, lists and mappings are type errors.
 func (w *walker) str(v *yaml.Node, what string) (string, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-		w.errorf(v, "%s must be a string, not %s", what, kindName(v))
+		w.errorf(v, "%s must be a string, not %s", what, yamlnode.KindName(v))
 		return "", false
 	}
 	return v.Value, true
@@ -262,7 +233,7 @@ func (w *walker) str(v *yaml.Node, what string) (string, bool) {
 
 func (w *walker) boolean(v *yaml.Node, what string) (bool, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-		w.errorf(v, "%s must be true or false, not %s", what, kindName(v))
+		w.errorf(v, "%s must be true or false, not %s", what, yamlnode.KindName(v))
 		return false, false
 	}
 	b, err := strconv.ParseBool(strings.ToLower(v.Value))
@@ -271,7 +242,7 @@ func (w *walker) boolean(v *yaml.Node, what string) (bool, bool) {
 
 func (w *walker) strList(v *yaml.Node, what string) ([]string, bool) {
 	if v.Kind != yaml.SequenceNode {
-		w.errorf(v, "%s must be a list, not %s", what, kindName(v))
+		w.errorf(v, "%s must be a list, not %s", what, yamlnode.KindName(v))
 		return nil, false
 	}
 	out := make([]string, 0, len(v.Content))
@@ -326,7 +297,7 @@ func (w *walker) tests(root *yaml.Node, set *policies.Set) []*Test {
 		return nil
 	}
 	if tf.val.Kind != yaml.SequenceNode {
-		w.errorf(tf.val, "tests must be a list, not %s", kindName(tf.val))
+		w.errorf(tf.val, "tests must be a list, not %s", yamlnode.KindName(tf.val))
 		return nil
 	}
 	if len(tf.val.Content) == 0 {
@@ -481,7 +452,7 @@ func (w *walker) identity(v *yaml.Node) *Identity {
 			continue
 		case "custom":
 			if f.val.Kind != yaml.MappingNode {
-				w.errorf(f.val, "identity.custom must be a mapping, not %s", kindName(f.val))
+				w.errorf(f.val, "identity.custom must be a mapping, not %s", yamlnode.KindName(f.val))
 				continue
 			}
 		}
@@ -520,7 +491,7 @@ func (w *walker) expect(v *yaml.Node, e *Expect) {
 	strField("rule", &e.Rule)
 	if fv, ok := f["status"]; ok {
 		if fv.val.Kind != yaml.ScalarNode || fv.val.Tag != "!!int" {
-			w.errorf(fv.val, "expect.status must be an integer, not %s", kindName(fv.val))
+			w.errorf(fv.val, "expect.status must be an integer, not %s", yamlnode.KindName(fv.val))
 		} else if n, err := strconv.Atoi(fv.val.Value); err != nil || n < 100 || n > 599 {
 			w.errorf(fv.val, "expect.status %s is not an HTTP status (100..599)", fv.val.Value)
 		} else {

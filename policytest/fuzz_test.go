@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/accessgate/accessgate/internal/yamlnode"
 	"github.com/accessgate/accessgate/policies"
 )
 
@@ -35,7 +36,7 @@ func FuzzParse(f *testing.F) {
 		if !errors.As(err, &list) || len(list) == 0 {
 			t.Fatalf("error %v is not a non-empty ErrorList", err)
 		}
-		lines := yamlLines(data)
+		lines := yamlnode.Lines(data)
 		for _, e := range list {
 			if e.Line < 1 || e.Col < 1 || e.Line > lines {
 				t.Errorf("position %d:%d outside the input (%d lines): %s", e.Line, e.Col, lines, e.Msg)
