@@ -44,7 +44,7 @@ func TestHTTPBootstrapValidates(t *testing.T) {
 	}
 }
 
-// TestHTTPBootstrapSubstituteOnlyAddresses: the tests may change the four
+// TestHTTPBootstrapSubstituteOnlyAddresses: the tests may change the five
 // addresses and nothing else; put back, the file is unchanged.
 func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 	data := readFile(t, httpBootstrapFile)
@@ -57,6 +57,7 @@ func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: 2},
 		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: 3},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: 4},
+		Login:      envoyconf.Addr{Host: "127.0.0.1", Port: 5},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +67,14 @@ func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 		"{ address: 127.0.0.1, port_value: 2 }", "{ address: 127.0.0.1, port_value: 9901 }",
 		"{ address: 127.0.0.1, port_value: 3 }", "{ address: accessgate, port_value: 9002 }",
 		"{ address: 127.0.0.1, port_value: 4 }", "{ address: origin, port_value: 8000 }",
+		"{ address: 127.0.0.1, port_value: 5 }", "{ address: accessgate, port_value: 9003 }",
 	).Replace(string(sub))
 	again, err := envoyconf.Parse([]byte(back))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !proto.Equal(orig, again) {
-		t.Error("the substituted bootstrap differs from envoy/envoy-http.yaml in more than the four addresses")
+		t.Error("the substituted bootstrap differs from envoy/envoy-http.yaml in more than the five addresses")
 	}
 }
 

@@ -12,19 +12,21 @@ package e2e
 // skips the tests, and fails them when CI is set.
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/accessgate/accessgate/test/internal/proc"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
+	"github.com/accessgate/accessgate/test/internal/proc"
 )
 
 // Hosts of the proxy tests: the names the shipped configurations route,
@@ -116,7 +118,9 @@ type proxyStack struct {
 	origin     *origin
 	webPort    int
 	authPort   int
+	loginPort  int // accessgate's --login-addr (open with a login section)
 	port       int // the proxy's listener
+	policyFile string
 	accessgate *proc.Proc
 	proxy      *proc.Proc
 	client     *http.Client
@@ -169,15 +173,31 @@ applications:
         include: [{email_domain: [example.com]}]
 `
 
+// proxyStackOptions change what newProxyStackWith starts.
+type proxyStackOptions struct {
+	// policy replaces proxyPolicy (same {{...}} placeholders, plus
+	// {{LOGINPORT}}: accessgate's --login-addr port); files are written
+	// next to it.
+	policy string
+	files  map[string][]byte
+	// upgrade answers the origin's requests that carry an Upgrade header.
+	upgrade http.Handler
+}
+
 // newProxyStack starts accessgate, the origin and the pages, then p on its
 // shipped configuration, and waits until a request passes through.
 func newProxyStack(t *testing.T, p proxy) *proxyStack {
 	t.Helper()
+	return newProxyStackWith(t, p, proxyStackOptions{})
+}
+
+func newProxyStackWith(t *testing.T, p proxy, o proxyStackOptions) *proxyStack {
+	t.Helper()
 	s := &proxyStack{keys: newKeys(t)}
 	_, s.webPort = newWeb(t)
-	s.origin = newOrigin(t)
+	s.origin = newOriginUpgrading(t, o.upgrade)
 	s.client = newClient(t)
-	s.port, s.authPort = freePort(t), freePort(t)
+	s.port, s.authPort, s.loginPort = freePort(t), freePort(t), freePort(t)
 
 	dir := t.TempDir()
 	policy := strings.NewReplacer(
@@ -185,13 +205,19 @@ func newProxyStack(t *testing.T, p proxy) *proxyStack {
 		"{{LOGIN}}", fmt.Sprintf("http://%s:%d", proxyLoginHost, s.webPort),
 		"{{AUD}}", audience,
 		"{{PAGE}}", s.pageOrigin(),
-	).Replace(proxyPolicy)
-	write(t, filepath.Join(dir, "policy.yaml"), []byte(policy))
+		"{{LOGINPORT}}", strconv.Itoa(s.loginPort),
+	).Replace(cmp.Or(o.policy, proxyPolicy))
+	for name, data := range o.files {
+		write(t, filepath.Join(dir, name), data)
+	}
+	s.policyFile = filepath.Join(dir, "policy.yaml")
+	write(t, s.policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), s.keys.jwks)
 	httpPort := freePort(t)
-	s.accessgate = start(t, "accessgate", accessgatePath(t), "serve", "--config", filepath.Join(dir, "policy.yaml"),
+	s.accessgate = start(t, "accessgate", accessgatePath(t), "serve", "--config", s.policyFile,
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--auth-addr", fmt.Sprintf("127.0.0.1:%d", s.authPort))
+		"--auth-addr", fmt.Sprintf("127.0.0.1:%d", s.authPort),
+		"--login-addr", fmt.Sprintf("127.0.0.1:%d", s.loginPort))
 	waitFor(t, s.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
 		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
 
@@ -272,6 +298,7 @@ func startEnvoyHTTP(t *testing.T, s *proxyStack) *proc.Proc {
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: admin},
 		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: s.authPort},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: s.origin.port()},
+		Login:      envoyconf.Addr{Host: "127.0.0.1", Port: s.loginPort},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -306,6 +333,7 @@ func startNginx(t *testing.T, s *proxyStack) *proc.Proc {
 	conf := substitute(t, "../../proxies/nginx/accessgate.conf",
 		replace{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", s.port), 1},
 		replace{"server 127.0.0.1:9002;", fmt.Sprintf("server 127.0.0.1:%d;", s.authPort), 1},
+		replace{"server 127.0.0.1:9003;", fmt.Sprintf("server 127.0.0.1:%d;", s.loginPort), 1},
 		replace{"server 127.0.0.1:8000;", fmt.Sprintf("server 127.0.0.1:%d;", s.origin.port()), 1},
 	)
 	write(t, filepath.Join(dir, "accessgate.conf"), conf)
@@ -320,6 +348,7 @@ func startTraefik(t *testing.T, s *proxyStack) *proc.Proc {
 	dynamic := substitute(t, "../../proxies/traefik/dynamic.yaml",
 		replace{`url: "http://127.0.0.1:9002"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.authPort), 1},
 		replace{`address: "http://127.0.0.1:9002/auth/forward"`, fmt.Sprintf(`address: "http://127.0.0.1:%d/auth/forward"`, s.authPort), 1},
+		replace{`url: "http://127.0.0.1:9003"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.loginPort), 1},
 		replace{`url: "http://127.0.0.1:8000"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.origin.port()), 1},
 		replace{`- "` + shippedWebOrigin + `"`, `- "` + s.pageOrigin() + `"`, 1},
 	)
@@ -341,6 +370,7 @@ func startCaddy(t *testing.T, s *proxyStack) *proc.Proc {
 		// The listener's address: loopback only, as for the other proxies.
 		replace{"\tadmin off\n", "\tadmin off\n\tdefault_bind 127.0.0.1\n", 1},
 		replace{"127.0.0.1:9002 {", fmt.Sprintf("127.0.0.1:%d {", s.authPort), 2},
+		replace{"reverse_proxy 127.0.0.1:9003", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.loginPort), 1},
 		replace{"reverse_proxy 127.0.0.1:8000", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.origin.port()), 1},
 		replace{"header Origin " + shippedWebOrigin, "header Origin " + s.pageOrigin(), 1},
 	)
