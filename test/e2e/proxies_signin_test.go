@@ -80,7 +80,7 @@ func rebound(policy string) string {
 // newSigninProxyStack runs p in front of accessgate with proxySigninPolicy,
 // an OpenID Connect provider on loopback (mockoidc: discovery must answer
 // before accessgate is ready) and an origin that echoes WebSockets.
-func newSigninProxyStack(t *testing.T, p proxy, ws *wsOrigin) *proxyStack {
+func newSigninProxyStack(t *testing.T, p proxy, ws *wsOrigin, edits ...replace) *proxyStack {
 	t.Helper()
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
@@ -102,6 +102,7 @@ func newSigninProxyStack(t *testing.T, p proxy, ws *wsOrigin) *proxyStack {
 	return newProxyStackWith(t, p, proxyStackOptions{
 		policy:  policy,
 		upgrade: ws,
+		edits:   edits,
 		files: map[string][]byte{
 			"signing.pem": signingKeyPEM(t),
 			"cookie.key":  []byte(fmt.Sprintf("%x\n", secret)),
@@ -436,6 +437,46 @@ func TestProxiesWebSocket(t *testing.T) {
 					t.Fatalf("status = %d, want 200; body %q", r.StatusCode, r.body)
 				}
 			})
+		})
+	}
+}
+
+// TestProxiesWebSocketLifetime: the shipped lifetime cap of an open socket
+// (Envoy's max_stream_duration on the upgrade route, Caddy's
+// stream_timeout) ends it, so it cannot outlive the session that opened
+// it. The cap is set to 1s here; the origin would keep the socket for 30s,
+// and the client waits up to 20s: only the proxy can have closed it.
+// nginx and Traefik have no such setting (their docs say so).
+func TestProxiesWebSocketLifetime(t *testing.T) {
+	caps := map[string]replace{
+		"envoy-http": {"max_stream_duration: 28800s # 8h", "max_stream_duration: 1s", 1},
+		"caddy":      {"stream_timeout 8h", "stream_timeout 1s", 1},
+	}
+	for _, p := range proxies {
+		edit, ok := caps[p.name]
+		if !ok {
+			continue
+		}
+		t.Run(p.name, func(t *testing.T) {
+			s := newSigninProxyStack(t, p, newWSEcho(), edit)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, resp, err := s.dialWS(ctx, s.appOrigin(), s.appToken(t, "alice@example.com"))
+			if err != nil {
+				t.Fatalf("dial: %v (%v)", err, resp)
+			}
+			defer c.CloseNow()
+			if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hi" {
+				t.Fatalf("echo = %q, %v", msg, err)
+			}
+			// Nothing more is sent: the next read ends when the stream does.
+			_, _, err = c.Read(ctx)
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("read after the cap: %v (context: %v); want the socket closed by %s before the deadline", err, ctx.Err(), p.name)
+			}
 		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +122,7 @@ type proxyStack struct {
 	loginPort  int // accessgate's --login-addr (open with a login section)
 	port       int // the proxy's listener
 	policyFile string
+	edits      []replace
 	accessgate *proc.Proc
 	proxy      *proc.Proc
 	client     *http.Client
@@ -182,6 +184,10 @@ type proxyStackOptions struct {
 	files  map[string][]byte
 	// upgrade answers the origin's requests that carry an Upgrade header.
 	upgrade http.Handler
+	// edits are more substitutions in the proxy's shipped file (the main
+	// one: nginx's server file, Traefik's dynamic.yaml, the Caddyfile,
+	// envoy-http.yaml), made before its addresses are.
+	edits []replace
 }
 
 // newProxyStack starts accessgate, the origin and the pages, then p on its
@@ -193,7 +199,7 @@ func newProxyStack(t *testing.T, p proxy) *proxyStack {
 
 func newProxyStackWith(t *testing.T, p proxy, o proxyStackOptions) *proxyStack {
 	t.Helper()
-	s := &proxyStack{keys: newKeys(t)}
+	s := &proxyStack{keys: newKeys(t), edits: slices.Clip(o.edits)}
 	_, s.webPort = newWeb(t)
 	s.origin = newOriginUpgrading(t, o.upgrade)
 	s.client = newClient(t)
@@ -288,10 +294,7 @@ func (s *proxyStack) send(t *testing.T, method, target string, hdr map[string]st
 func startEnvoyHTTP(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := envoyPath(t)
-	data, err := os.ReadFile("../../envoy/envoy-http.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := substitute(t, "../../envoy/envoy-http.yaml", s.edits...)
 	admin := freePort(t)
 	cfg, err := envoyconf.SubstituteHTTP(data, envoyconf.Addrs{
 		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: s.port},
@@ -330,12 +333,12 @@ func startNginx(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := nginxPath(t)
 	dir := t.TempDir()
-	conf := substitute(t, "../../proxies/nginx/accessgate.conf",
+	conf := substitute(t, "../../proxies/nginx/accessgate.conf", append(s.edits,
 		replace{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", s.port), 1},
 		replace{"server 127.0.0.1:9002;", fmt.Sprintf("server 127.0.0.1:%d;", s.authPort), 1},
 		replace{"server 127.0.0.1:9003;", fmt.Sprintf("server 127.0.0.1:%d;", s.loginPort), 1},
 		replace{"server 127.0.0.1:8000;", fmt.Sprintf("server 127.0.0.1:%d;", s.origin.port()), 1},
-	)
+	)...)
 	write(t, filepath.Join(dir, "accessgate.conf"), conf)
 	write(t, filepath.Join(dir, "nginx.conf"), []byte(strings.ReplaceAll(nginxMain, "{{DIR}}", dir)))
 	return start(t, "nginx", bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
@@ -345,13 +348,13 @@ func startTraefik(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := traefikPath(t)
 	dir := t.TempDir()
-	dynamic := substitute(t, "../../proxies/traefik/dynamic.yaml",
+	dynamic := substitute(t, "../../proxies/traefik/dynamic.yaml", append(s.edits,
 		replace{`url: "http://127.0.0.1:9002"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.authPort), 1},
 		replace{`address: "http://127.0.0.1:9002/auth/forward"`, fmt.Sprintf(`address: "http://127.0.0.1:%d/auth/forward"`, s.authPort), 1},
 		replace{`url: "http://127.0.0.1:9003"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.loginPort), 1},
 		replace{`url: "http://127.0.0.1:8000"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.origin.port()), 1},
 		replace{`- "` + shippedWebOrigin + `"`, `- "` + s.pageOrigin() + `"`, 1},
-	)
+	)...)
 	static := substitute(t, "../../proxies/traefik/traefik.yaml",
 		replace{`address: ":8080"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, s.port), 1},
 		replace{"filename: /etc/traefik/dynamic.yaml", "filename: " + filepath.Join(dir, "dynamic.yaml"), 1},
@@ -365,7 +368,7 @@ func startCaddy(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := caddyPath(t)
 	dir := t.TempDir()
-	conf := substitute(t, "../../proxies/caddy/Caddyfile",
+	conf := substitute(t, "../../proxies/caddy/Caddyfile", append(s.edits,
 		replace{"http://app.example.com:8080 {", fmt.Sprintf("http://app.example.com:%d {", s.port), 1},
 		// The listener's address: loopback only, as for the other proxies.
 		replace{"\tadmin off\n", "\tadmin off\n\tdefault_bind 127.0.0.1\n", 1},
@@ -373,7 +376,7 @@ func startCaddy(t *testing.T, s *proxyStack) *proc.Proc {
 		replace{"reverse_proxy 127.0.0.1:9003", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.loginPort), 1},
 		replace{"reverse_proxy 127.0.0.1:8000", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.origin.port()), 1},
 		replace{"header Origin " + shippedWebOrigin, "header Origin " + s.pageOrigin(), 1},
-	)
+	)...)
 	file := filepath.Join(dir, "Caddyfile")
 	write(t, file, conf)
 	// Caddy keeps its state under these; keep it in the test's folder.
