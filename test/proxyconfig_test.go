@@ -44,7 +44,7 @@ func TestHTTPBootstrapValidates(t *testing.T) {
 	}
 }
 
-// TestHTTPBootstrapSubstituteOnlyAddresses: the tests may change the four
+// TestHTTPBootstrapSubstituteOnlyAddresses: the tests may change the five
 // addresses and nothing else; put back, the file is unchanged.
 func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 	data := readFile(t, httpBootstrapFile)
@@ -57,6 +57,7 @@ func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: 2},
 		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: 3},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: 4},
+		Login:      envoyconf.Addr{Host: "127.0.0.1", Port: 5},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +67,14 @@ func TestHTTPBootstrapSubstituteOnlyAddresses(t *testing.T) {
 		"{ address: 127.0.0.1, port_value: 2 }", "{ address: 127.0.0.1, port_value: 9901 }",
 		"{ address: 127.0.0.1, port_value: 3 }", "{ address: accessgate, port_value: 9002 }",
 		"{ address: 127.0.0.1, port_value: 4 }", "{ address: origin, port_value: 8000 }",
+		"{ address: 127.0.0.1, port_value: 5 }", "{ address: accessgate, port_value: 9003 }",
 	).Replace(string(sub))
 	again, err := envoyconf.Parse([]byte(back))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !proto.Equal(orig, again) {
-		t.Error("the substituted bootstrap differs from envoy/envoy-http.yaml in more than the four addresses")
+		t.Error("the substituted bootstrap differs from envoy/envoy-http.yaml in more than the five addresses")
 	}
 }
 
@@ -269,5 +271,193 @@ func TestCaddyOverwritesEveryFact(t *testing.T) {
 	}
 	if !strings.Contains(conf, "defer") || !strings.Contains(conf, "Access-Control-Allow-Origin {http.request.header.Origin}") {
 		t.Error("the CORS response headers of forwarded requests must be set, deferred, for allowed origins")
+	}
+}
+
+// TestHTTPBootstrapSignInUpgradeBinding pins what the sign-in route, the
+// WebSocket rule and the per-route binding rely on in
+// envoy/envoy-http.yaml: /cdn-cgi/access/ goes to the login cluster with
+// ext_authz off; every route that asks accessgate carries its own copy of
+// the filter's http_service that adds the binding (and nothing else
+// differs); the only upgrade route has a max_stream_duration.
+func TestHTTPBootstrapSignInUpgradeBinding(t *testing.T) {
+	b, err := envoyconf.Parse([]byte(readFile(t, httpBootstrapFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hcm(t, b)
+	var ea extauthzv3.ExtAuthz
+	if err := m.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(&ea); err != nil {
+		t.Fatal(err)
+	}
+	filterHS := ea.GetHttpService()
+	added := func(hs *extauthzv3.HttpService) map[string]string {
+		out := map[string]string{}
+		for _, h := range hs.GetAuthorizationRequest().GetHeadersToAdd() {
+			out[h.GetKey()] = h.GetValue()
+		}
+		return out
+	}
+	if got := added(filterHS); got["x-forwarded-upgrade"] != "%REQ(upgrade)%" {
+		t.Errorf("the filter's headers_to_add = %v: x-forwarded-upgrade must be the original Upgrade", got)
+	}
+	if _, ok := added(filterHS)["x-accessgate-application"]; ok {
+		t.Error("the filter-wide http_service binds an application: only routes may (a route without a binding must get no_application)")
+	}
+	for _, ws := range m.GetUpgradeConfigs() {
+		if ws.GetUpgradeType() == "websocket" && ws.GetEnabled().GetValue() {
+			t.Error("WebSockets must be off on the connection manager, on only on the upgrade route")
+		}
+	}
+	var signin, upgrade, bound int
+	for _, vh := range m.GetRouteConfig().GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			var per extauthzv3.ExtAuthzPerRoute
+			if a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]; a != nil {
+				if err := a.UnmarshalTo(&per); err != nil {
+					t.Fatal(err)
+				}
+			}
+			name := r.GetMatch().GetPrefix() + r.GetMatch().GetPath()
+			switch {
+			case r.GetMatch().GetPrefix() == "/cdn-cgi/access/":
+				signin++
+				if r.GetRoute().GetCluster() != "login" || !per.GetDisabled() {
+					t.Errorf("%s: cluster %q, ext_authz disabled %v; want the login cluster without ext_authz", name, r.GetRoute().GetCluster(), per.GetDisabled())
+				}
+			case per.GetDisabled():
+				if r.GetDirectResponse() == nil {
+					t.Errorf("%s: ext_authz disabled on a route that forwards", name)
+				}
+			default:
+				hs := per.GetCheckSettings().GetHttpService()
+				if hs == nil {
+					t.Errorf("%s: no check_settings.http_service: the route names no application", name)
+					continue
+				}
+				bound++
+				if got := added(hs)["x-accessgate-application"]; got == "" {
+					t.Errorf("%s: no x-accessgate-application in its http_service", name)
+				}
+				// Apart from the binding, the copy is the filter's.
+				copyHS := proto.Clone(hs).(*extauthzv3.HttpService)
+				var keep []*corev3.HeaderValue
+				for _, h := range copyHS.GetAuthorizationRequest().GetHeadersToAdd() {
+					if h.GetKey() != "x-accessgate-application" {
+						keep = append(keep, h)
+					}
+				}
+				copyHS.AuthorizationRequest.HeadersToAdd = keep
+				if !proto.Equal(copyHS, filterHS) {
+					t.Errorf("%s: its http_service differs from the filter's in more than the binding", name)
+				}
+				if len(r.GetRoute().GetUpgradeConfigs()) > 0 {
+					upgrade++
+					if r.GetRoute().GetMaxStreamDuration().GetMaxStreamDuration() == nil {
+						t.Errorf("%s: an upgrade route without max_stream_duration", name)
+					}
+				}
+			}
+		}
+	}
+	if signin != 1 || upgrade != 1 || bound < 2 {
+		t.Errorf("found %d sign-in, %d upgrade and %d bound routes; want 1, 1 and at least 2", signin, upgrade, bound)
+	}
+}
+
+// TestProxiesRouteSignIn: each proxy sends the application host's
+// /cdn-cgi/access/* to accessgate's --login-addr without the auth check.
+func TestProxiesRouteSignIn(t *testing.T) {
+	nginx := readFile(t, "../proxies/nginx/accessgate.conf")
+	loc := regexp.MustCompile(`(?s)\n    location /cdn-cgi/access/ \{.*?\n    \}`).FindString(nginx)
+	if loc == "" || !strings.Contains(loc, "proxy_pass http://accessgate_login;") || strings.Contains(loc, "auth_request") {
+		t.Errorf("nginx: location /cdn-cgi/access/ must proxy_pass to accessgate_login without auth_request:\n%s", loc)
+	}
+	if !strings.Contains(loc, "proxy_set_header Host $http_host;") || !strings.Contains(loc, "proxy_set_header X-Forwarded-Proto $scheme;") {
+		t.Error("nginx: the sign-in location must pass the host and the scheme")
+	}
+	if !regexp.MustCompile(`upstream accessgate_login \{\s+server 127\.0\.0\.1:9003;`).MatchString(nginx) {
+		t.Error("nginx: no accessgate_login upstream at 127.0.0.1:9003")
+	}
+
+	var dyn struct {
+		HTTP struct {
+			Routers map[string]struct {
+				Rule, Service string
+				Middlewares   []string
+				Priority      int
+			}
+			Services map[string]struct {
+				LoadBalancer struct{ Servers []struct{ URL string } } `json:"loadBalancer"`
+			}
+		}
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "../proxies/traefik/dynamic.yaml")), &dyn); err != nil {
+		t.Fatal(err)
+	}
+	r := dyn.HTTP.Routers["dashboard-signin"]
+	if !strings.Contains(r.Rule, "PathPrefix(`/cdn-cgi/access/`)") || len(r.Middlewares) != 0 || r.Service != "accessgate-login" {
+		t.Errorf("traefik: dashboard-signin = %+v, want PathPrefix /cdn-cgi/access/ to accessgate-login without middlewares", r)
+	}
+	for name, other := range dyn.HTTP.Routers {
+		if name != "dashboard-signin" && other.Priority >= r.Priority {
+			t.Errorf("traefik: router %s has priority %d, not below dashboard-signin's %d", name, other.Priority, r.Priority)
+		}
+	}
+	if s := dyn.HTTP.Services["accessgate-login"].LoadBalancer.Servers; len(s) != 1 || s[0].URL != "http://127.0.0.1:9003" {
+		t.Errorf("traefik: accessgate-login servers = %+v", s)
+	}
+
+	caddy := readFile(t, "../proxies/caddy/Caddyfile")
+	h := regexp.MustCompile(`(?s)\thandle /cdn-cgi/access/\* \{.*?\n\t\}`).FindString(caddy)
+	if !strings.Contains(h, "reverse_proxy 127.0.0.1:9003") || strings.Contains(h, "forward_auth") {
+		t.Errorf("caddy: handle /cdn-cgi/access/* must reverse_proxy to 127.0.0.1:9003 without forward_auth:\n%s", h)
+	}
+}
+
+// TestProxiesUpgradeSettings: the WebSocket pieces of nginx, Traefik and
+// Caddy (Envoy's are in TestHTTPBootstrapSignInUpgradeBinding).
+func TestProxiesUpgradeSettings(t *testing.T) {
+	nginx := readFile(t, "../proxies/nginx/accessgate.conf")
+	root := regexp.MustCompile(`(?s)\n    location / \{.*?\n    \}`).FindString(nginx)
+	for _, want := range []string{"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $accessgate_connection;"} {
+		if !strings.Contains(root, want) {
+			t.Errorf("nginx: location / lacks %q: WebSockets would not pass", want)
+		}
+	}
+	if !strings.Contains(nginx, "proxy_read_timeout") || !strings.Contains(nginx, "idle timeouts") {
+		t.Error("nginx: the file must say that its timeouts are idle timeouts, not a lifetime")
+	}
+
+	var dyn struct {
+		HTTP struct {
+			Routers map[string]struct {
+				Rule, Service string
+				Middlewares   []string
+			}
+			Middlewares map[string]map[string]map[string]any
+		}
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "../proxies/traefik/dynamic.yaml")), &dyn); err != nil {
+		t.Fatal(err)
+	}
+	ws := dyn.HTTP.Routers["dashboard-websocket"]
+	if !strings.Contains(ws.Rule, "HeaderRegexp(`Upgrade`, `(?i)^websocket$`)") || !slices.Equal(ws.Middlewares, []string{"dashboard-websocket-facts", "accessgate"}) {
+		t.Errorf("traefik: dashboard-websocket = %+v", ws)
+	}
+	facts := dyn.HTTP.Middlewares["dashboard-websocket-facts"]["headers"]["customRequestHeaders"].(map[string]any)
+	plain := dyn.HTTP.Middlewares["dashboard-facts"]["headers"]["customRequestHeaders"].(map[string]any)
+	if facts["X-Forwarded-Upgrade"] != "websocket" || plain["X-Forwarded-Upgrade"] != "" {
+		t.Errorf("traefik: X-Forwarded-Upgrade is %q on upgrades and %q otherwise; want websocket and cleared", facts["X-Forwarded-Upgrade"], plain["X-Forwarded-Upgrade"])
+	}
+	for k, v := range plain {
+		if k != "X-Forwarded-Upgrade" && facts[k] != v {
+			t.Errorf("traefik: dashboard-websocket-facts sets %s to %q, dashboard-facts to %q: they must differ only in the upgrade", k, facts[k], v)
+		}
+	}
+
+	caddy := readFile(t, "../proxies/caddy/Caddyfile")
+	if !regexp.MustCompile(`(?s)reverse_proxy 127\.0\.0\.1:8000 \{\s+stream_timeout \S+`).MatchString(caddy) {
+		t.Error("caddy: the origin's reverse_proxy must cap a socket's life with stream_timeout")
 	}
 }

@@ -234,9 +234,17 @@ type origin struct {
 	srv     *httptest.Server
 }
 
-func newOrigin(t *testing.T) *origin {
+func newOrigin(t *testing.T) *origin { return newOriginUpgrading(t, nil) }
+
+// newOriginUpgrading is newOrigin whose requests with an Upgrade header go
+// to upgrade instead (uncounted), when it is not nil.
+func newOriginUpgrading(t *testing.T, upgrade http.Handler) *origin {
 	o := &origin{}
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upgrade != nil && r.Header.Get("Upgrade") != "" {
+			upgrade.ServeHTTP(w, r)
+			return
+		}
 		o.hits.Add(1)
 		o.mu.Lock()
 		o.methods = append(o.methods, r.Method)

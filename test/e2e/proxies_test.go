@@ -12,19 +12,22 @@ package e2e
 // skips the tests, and fails them when CI is set.
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/accessgate/accessgate/test/internal/proc"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/accessgate/accessgate/test/internal/envoyconf"
+	"github.com/accessgate/accessgate/test/internal/proc"
 )
 
 // Hosts of the proxy tests: the names the shipped configurations route,
@@ -116,7 +119,10 @@ type proxyStack struct {
 	origin     *origin
 	webPort    int
 	authPort   int
+	loginPort  int // accessgate's --login-addr (open with a login section)
 	port       int // the proxy's listener
+	policyFile string
+	edits      []replace
 	accessgate *proc.Proc
 	proxy      *proc.Proc
 	client     *http.Client
@@ -169,15 +175,35 @@ applications:
         include: [{email_domain: [example.com]}]
 `
 
+// proxyStackOptions change what newProxyStackWith starts.
+type proxyStackOptions struct {
+	// policy replaces proxyPolicy (same {{...}} placeholders, plus
+	// {{LOGINPORT}}: accessgate's --login-addr port); files are written
+	// next to it.
+	policy string
+	files  map[string][]byte
+	// upgrade answers the origin's requests that carry an Upgrade header.
+	upgrade http.Handler
+	// edits are more substitutions in the proxy's shipped file (the main
+	// one: nginx's server file, Traefik's dynamic.yaml, the Caddyfile,
+	// envoy-http.yaml), made before its addresses are.
+	edits []replace
+}
+
 // newProxyStack starts accessgate, the origin and the pages, then p on its
 // shipped configuration, and waits until a request passes through.
 func newProxyStack(t *testing.T, p proxy) *proxyStack {
 	t.Helper()
-	s := &proxyStack{keys: newKeys(t)}
+	return newProxyStackWith(t, p, proxyStackOptions{})
+}
+
+func newProxyStackWith(t *testing.T, p proxy, o proxyStackOptions) *proxyStack {
+	t.Helper()
+	s := &proxyStack{keys: newKeys(t), edits: slices.Clip(o.edits)}
 	_, s.webPort = newWeb(t)
-	s.origin = newOrigin(t)
+	s.origin = newOriginUpgrading(t, o.upgrade)
 	s.client = newClient(t)
-	s.port, s.authPort = freePort(t), freePort(t)
+	s.port, s.authPort, s.loginPort = freePort(t), freePort(t), freePort(t)
 
 	dir := t.TempDir()
 	policy := strings.NewReplacer(
@@ -185,13 +211,19 @@ func newProxyStack(t *testing.T, p proxy) *proxyStack {
 		"{{LOGIN}}", fmt.Sprintf("http://%s:%d", proxyLoginHost, s.webPort),
 		"{{AUD}}", audience,
 		"{{PAGE}}", s.pageOrigin(),
-	).Replace(proxyPolicy)
-	write(t, filepath.Join(dir, "policy.yaml"), []byte(policy))
+		"{{LOGINPORT}}", strconv.Itoa(s.loginPort),
+	).Replace(cmp.Or(o.policy, proxyPolicy))
+	for name, data := range o.files {
+		write(t, filepath.Join(dir, name), data)
+	}
+	s.policyFile = filepath.Join(dir, "policy.yaml")
+	write(t, s.policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), s.keys.jwks)
 	httpPort := freePort(t)
-	s.accessgate = start(t, "accessgate", accessgatePath(t), "serve", "--config", filepath.Join(dir, "policy.yaml"),
+	s.accessgate = start(t, "accessgate", accessgatePath(t), "serve", "--config", s.policyFile,
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--auth-addr", fmt.Sprintf("127.0.0.1:%d", s.authPort))
+		"--auth-addr", fmt.Sprintf("127.0.0.1:%d", s.authPort),
+		"--login-addr", fmt.Sprintf("127.0.0.1:%d", s.loginPort))
 	waitFor(t, s.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
 		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
 
@@ -262,16 +294,14 @@ func (s *proxyStack) send(t *testing.T, method, target string, hdr map[string]st
 func startEnvoyHTTP(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := envoyPath(t)
-	data, err := os.ReadFile("../../envoy/envoy-http.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := substitute(t, "../../envoy/envoy-http.yaml", s.edits...)
 	admin := freePort(t)
 	cfg, err := envoyconf.SubstituteHTTP(data, envoyconf.Addrs{
 		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: s.port},
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: admin},
 		Accessgate: envoyconf.Addr{Host: "127.0.0.1", Port: s.authPort},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: s.origin.port()},
+		Login:      envoyconf.Addr{Host: "127.0.0.1", Port: s.loginPort},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -303,11 +333,12 @@ func startNginx(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := nginxPath(t)
 	dir := t.TempDir()
-	conf := substitute(t, "../../proxies/nginx/accessgate.conf",
+	conf := substitute(t, "../../proxies/nginx/accessgate.conf", append(s.edits,
 		replace{"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", s.port), 1},
 		replace{"server 127.0.0.1:9002;", fmt.Sprintf("server 127.0.0.1:%d;", s.authPort), 1},
+		replace{"server 127.0.0.1:9003;", fmt.Sprintf("server 127.0.0.1:%d;", s.loginPort), 1},
 		replace{"server 127.0.0.1:8000;", fmt.Sprintf("server 127.0.0.1:%d;", s.origin.port()), 1},
-	)
+	)...)
 	write(t, filepath.Join(dir, "accessgate.conf"), conf)
 	write(t, filepath.Join(dir, "nginx.conf"), []byte(strings.ReplaceAll(nginxMain, "{{DIR}}", dir)))
 	return start(t, "nginx", bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
@@ -317,12 +348,13 @@ func startTraefik(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := traefikPath(t)
 	dir := t.TempDir()
-	dynamic := substitute(t, "../../proxies/traefik/dynamic.yaml",
+	dynamic := substitute(t, "../../proxies/traefik/dynamic.yaml", append(s.edits,
 		replace{`url: "http://127.0.0.1:9002"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.authPort), 1},
 		replace{`address: "http://127.0.0.1:9002/auth/forward"`, fmt.Sprintf(`address: "http://127.0.0.1:%d/auth/forward"`, s.authPort), 1},
+		replace{`url: "http://127.0.0.1:9003"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.loginPort), 1},
 		replace{`url: "http://127.0.0.1:8000"`, fmt.Sprintf(`url: "http://127.0.0.1:%d"`, s.origin.port()), 1},
 		replace{`- "` + shippedWebOrigin + `"`, `- "` + s.pageOrigin() + `"`, 1},
-	)
+	)...)
 	static := substitute(t, "../../proxies/traefik/traefik.yaml",
 		replace{`address: ":8080"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, s.port), 1},
 		replace{"filename: /etc/traefik/dynamic.yaml", "filename: " + filepath.Join(dir, "dynamic.yaml"), 1},
@@ -336,14 +368,15 @@ func startCaddy(t *testing.T, s *proxyStack) *proc.Proc {
 	t.Helper()
 	bin := caddyPath(t)
 	dir := t.TempDir()
-	conf := substitute(t, "../../proxies/caddy/Caddyfile",
+	conf := substitute(t, "../../proxies/caddy/Caddyfile", append(s.edits,
 		replace{"http://app.example.com:8080 {", fmt.Sprintf("http://app.example.com:%d {", s.port), 1},
 		// The listener's address: loopback only, as for the other proxies.
 		replace{"\tadmin off\n", "\tadmin off\n\tdefault_bind 127.0.0.1\n", 1},
 		replace{"127.0.0.1:9002 {", fmt.Sprintf("127.0.0.1:%d {", s.authPort), 2},
+		replace{"reverse_proxy 127.0.0.1:9003", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.loginPort), 1},
 		replace{"reverse_proxy 127.0.0.1:8000", fmt.Sprintf("reverse_proxy 127.0.0.1:%d", s.origin.port()), 1},
 		replace{"header Origin " + shippedWebOrigin, "header Origin " + s.pageOrigin(), 1},
-	)
+	)...)
 	file := filepath.Join(dir, "Caddyfile")
 	write(t, file, conf)
 	// Caddy keeps its state under these; keep it in the test's folder.

@@ -238,32 +238,38 @@ type wsOrigin struct {
 }
 
 func newWSOrigin(t *testing.T) *wsOrigin {
-	o := &wsOrigin{origins: make(chan string, 16)}
-	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	o := newWSEcho()
+	o.srv = httptest.NewServer(o)
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+// newWSEcho is a wsOrigin without a server of its own: its ServeHTTP
+// answers upgrades for another origin (newOriginUpgrading).
+func newWSEcho() *wsOrigin { return &wsOrigin{origins: make(chan string, 16)} }
+
+func (o *wsOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	o.upgrade.Add(1)
+	select {
+	case o.origins <- r.Header.Get("Origin"):
+	default:
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		typ, msg, err := c.Read(ctx)
 		if err != nil {
 			return
 		}
-		o.upgrade.Add(1)
-		select {
-		case o.origins <- r.Header.Get("Origin"):
-		default:
+		if err := c.Write(ctx, typ, msg); err != nil {
+			return
 		}
-		defer c.CloseNow()
-		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-		defer cancel()
-		for {
-			typ, msg, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			if err := c.Write(ctx, typ, msg); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(o.srv.Close)
-	return o
+	}
 }
 
 func (o *wsOrigin) port() int { return o.srv.Listener.Addr().(*net.TCPAddr).Port }

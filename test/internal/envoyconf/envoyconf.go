@@ -120,9 +120,11 @@ var (
 	DefaultOrigin     = Addr{"origin", 8000}
 )
 
-// Addrs are the replacements for the four default addresses.
+// Addrs are the replacements for the four default addresses (and, in
+// envoy/envoy-http.yaml only, the sign-in listener's: Login).
 type Addrs struct {
 	Listener, Admin, Accessgate, Origin Addr
+	Login                               Addr
 }
 
 func line(a Addr) string {

@@ -9,15 +9,21 @@ import (
 // --auth-addr, where the ext_authz http_service asks.
 var DefaultAuth = Addr{"accessgate", 9002}
 
+// DefaultLogin is the sign-in address of envoy/envoy-http.yaml: accessgate's
+// --login-addr, where the application host's /cdn-cgi/access/* goes.
+var DefaultLogin = Addr{"accessgate", 9003}
+
 // SubstituteHTTP is Substitute for envoy/envoy-http.yaml: the listener,
-// admin and origin addresses as there, and accessgate at DefaultAuth
-// (to.Accessgate replaces it). Each must appear exactly once.
+// admin and origin addresses as there, accessgate at DefaultAuth
+// (to.Accessgate replaces it) and its sign-in listener at DefaultLogin
+// (to.Login). Each must appear exactly once.
 func SubstituteHTTP(data []byte, to Addrs) ([]byte, error) {
 	s := string(data)
 	for _, r := range []struct{ from, to Addr }{
 		{DefaultListener, to.Listener},
 		{DefaultAdmin, to.Admin},
 		{DefaultAuth, to.Accessgate},
+		{DefaultLogin, to.Login},
 		{DefaultOrigin, to.Origin},
 	} {
 		old := line(r.from)
