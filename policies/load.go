@@ -39,6 +39,7 @@ func Parse(file string, data []byte) (*Set, error) {
 		return nil, p.errs.sorted().within(yamlLines(data))
 	}
 	set.File = file
+	set.files = p.files
 	return set, nil
 }
 

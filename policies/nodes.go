@@ -30,6 +30,9 @@ type parser struct {
 
 	// login is the login section (§8), for the applications that follow.
 	login *Login
+
+	// files are the referenced files read so far (see readFile).
+	files []string
 }
 
 // maxErrors keeps a generated or corrupt file from producing an error list

@@ -37,6 +37,8 @@ type Set struct {
 	Login *Login
 
 	hosts hostIndex
+	// files are the files read besides the policy file (see Files).
+	files []string
 }
 
 // Issuer is a compiled `issuers` entry.
