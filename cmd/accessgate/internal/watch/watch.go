@@ -179,6 +179,10 @@ func (w *Watcher) refsChanged() (changed []string) {
 	return changed
 }
 
+// Close releases the watch of a Watcher that Run never ran (Run releases
+// it when it returns). Closing twice, or after Run, does nothing.
+func (w *Watcher) Close() { _ = w.fsw.Close() }
+
 // Trigger asks Run to re-read the file and call its callback even when the
 // content is unchanged (SIGHUP). It never blocks; triggers that arrive while
 // one is pending are merged.
