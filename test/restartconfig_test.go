@@ -31,7 +31,15 @@ func TestBootstrapsSurviveRestarts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hcs := cluster(t, b, "accessgate").GetHealthChecks()
+			ag := cluster(t, b, "accessgate")
+			for _, th := range ag.GetCircuitBreakers().GetThresholds() {
+				// Envoy's default allows 3 retries in flight per cluster:
+				// a restart under load needs more at once.
+				if n := th.GetMaxRetries().GetValue(); n < 100 {
+					t.Errorf("accessgate cluster circuit breaker max_retries = %d, want 100 or more", n)
+				}
+			}
+			hcs := ag.GetHealthChecks()
 			if len(hcs) != 1 {
 				t.Fatalf("accessgate cluster has %d health checks, want 1", len(hcs))
 			}
