@@ -193,6 +193,13 @@ func TestRollingRestartLosesNoRequest(t *testing.T) {
 		}()
 	}
 
+	// Envoy's view of the replicas, polled while the load runs: logged,
+	// so that a failure shows what Envoy thought, and the figures show
+	// how long it took to take a stopping replica out.
+	watchStart := time.Now()
+	healthDone := make(chan []string, 1)
+	go func() { healthDone <- watchEnvoyHealth(ctx, e, watchStart, reps) }()
+
 	// A second of steady load, then each replica in turn: SIGTERM, wait
 	// for it to exit (drain delay, then in-flight checks), start it
 	// again on the same ports and wait until it is ready, as a rolling
@@ -211,12 +218,15 @@ func TestRollingRestartLosesNoRequest(t *testing.T) {
 		before[i] = r.decisions(t)
 	}
 	restartTo := time.Now()
+	t.Logf("first SIGTERM at %v, restarts done at %v (times since the load started)",
+		restartFrom.Sub(watchStart).Round(time.Millisecond), restartTo.Sub(watchStart).Round(time.Millisecond))
 	// Load goes on until Envoy has both replicas back and a moment more,
 	// so that both are seen deciding again.
 	waitEnvoyHealthy(t, e, reps...)
 	time.Sleep(time.Second)
 	cancel()
 	wg.Wait()
+	t.Logf("Envoy's health flags of the replicas, as they changed:\n%s", strings.Join(<-healthDone, "\n"))
 
 	var all, during []answer
 	for _, as := range answers {
@@ -225,6 +235,12 @@ func TestRollingRestartLosesNoRequest(t *testing.T) {
 	wrong := map[string]int{}
 	for _, a := range all {
 		if a.wrong != "" {
+			if wrong[a.wrong] == 0 {
+				// When and how slow, to tell a restart's loss from a
+				// stalled machine (a check past Envoy's 0.5s timeout).
+				t.Logf("first %q: sent %v after the first SIGTERM, answered in %v",
+					a.wrong, a.start.Sub(restartFrom).Round(time.Millisecond), a.took.Round(time.Millisecond))
+			}
 			wrong[a.wrong]++
 		}
 		if !a.start.Before(restartFrom) && a.start.Before(restartTo) {
@@ -278,6 +294,37 @@ func waitEnvoyHealthy(t *testing.T, e *env, reps ...*replica) {
 		}
 		return true
 	})
+}
+
+// watchEnvoyHealth polls Envoy's admin API every 50 ms until ctx ends and
+// returns each change of a replica's health flags, timed from start.
+func watchEnvoyHealth(ctx context.Context, e *env, start time.Time, reps []*replica) []string {
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	last := map[string]string{}
+	var changes []string
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/clusters", e.adminPort)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, r := range reps {
+				prefix := fmt.Sprintf("accessgate::127.0.0.1:%d::health_flags::", r.grpcPort)
+				for _, line := range strings.Split(string(b), "\n") {
+					if flags, ok := strings.CutPrefix(line, prefix); ok && flags != last[r.name] {
+						last[r.name] = flags
+						changes = append(changes, fmt.Sprintf("  %8v %s %s", time.Since(start).Round(time.Millisecond), r.name, flags))
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return changes
+		case <-tick.C:
+		}
+	}
 }
 
 // envoyStats returns the named counters from Envoy's admin API, as
