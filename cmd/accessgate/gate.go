@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 // gate is a running server's state, shared by its listeners: the engine and
 // key manager, how to reload them, and what health checkers are told.
 type gate struct {
+	// watcher watches the policy file and the files it references (nil
+	// when the file cannot be watched: SIGHUP still reloads).
+	watcher *watch.Watcher
+	// reloading serializes reloads, whoever asks for one, so that each
+	// parse, watch list and load stay together.
+	reloading sync.Mutex
+
 	log     *zap.Logger
 	path    string // the policy file
 	data    []byte // its content at start, the watcher's baseline
@@ -38,9 +46,6 @@ type gate struct {
 	// draining is set at shutdown: /readyz fails from then on, so that a
 	// load balancer stops sending while in-flight checks finish.
 	draining atomic.Bool
-	// watcher watches the policy file and the files it references (nil
-	// when the file cannot be watched: SIGHUP still reloads).
-	watcher *watch.Watcher
 }
 
 // loadGate reads the policy file (or writes the demo's) and builds the gate
@@ -152,6 +157,8 @@ func (g *gate) watch(set *policies.Set) {
 // goroutine (a change of the policy file or of a file it references, or
 // SIGHUP), or on serve's when the file cannot be watched.
 func (g *gate) reload(data []byte) {
+	g.reloading.Lock()
+	defer g.reloading.Unlock()
 	set, err := policies.Parse(g.path, data)
 	if err != nil {
 		g.metrics.reloaded(false, time.Now())

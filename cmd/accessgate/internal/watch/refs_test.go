@@ -197,3 +197,42 @@ func readString(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestAlsoWhileRunning: Also may come from any goroutine while Run reads
+// the referenced files (serve reloads from more than one); under -race
+// this fails if they share state unguarded. The last list wins.
+func TestAlsoWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	policy, a, b := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
+	write(t, policy, "policy")
+	write(t, a, "a1")
+	write(t, b, "b1")
+	w, ch := startWith(t, policy, a)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				w.Also([]string{b})
+				return
+			default:
+				w.Also([][]string{{a}, {a, b}}[i%2])
+			}
+		}
+	}()
+	// Each forced report makes Run read the referenced files, while the
+	// goroutine above keeps changing the list.
+	for range 10 {
+		w.Trigger()
+		if got := next(t, ch); got != "policy" {
+			t.Fatalf("reported %q, want policy", got)
+		}
+	}
+	close(stop)
+	<-done
+	write(t, b, "b2")
+	if got := next(t, ch); got != "policy" {
+		t.Errorf("reported %q, want policy", got)
+	}
+}

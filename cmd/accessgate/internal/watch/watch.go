@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -37,19 +38,21 @@ const DefaultDebounce = 100 * time.Millisecond
 // Watcher watches one file, and the files it references. Create it with
 // New, run it with Run.
 type Watcher struct {
-	path     string
-	debounce time.Duration
-	log      *zap.Logger
-	fsw      *fsnotify.Watcher
-	force    chan struct{}
-	last     [sha256.Size]byte
-
+	// mu guards dirs and refs: Also may run on any goroutine.
+	mu sync.Mutex
 	// own are the folders New watches for the main file; dirs every
 	// folder watched, for Also to add and drop.
 	own, dirs []string
 	// refs are the referenced files (Also) and the SHA-256 of the content
 	// last seen of each; the zero sum while one was never readable.
 	refs map[string][sha256.Size]byte
+
+	path     string
+	debounce time.Duration
+	log      *zap.Logger
+	fsw      *fsnotify.Watcher
+	force    chan struct{}
+	last     [sha256.Size]byte
 }
 
 // New watches path, whose current content is current (so that an event that
@@ -74,15 +77,15 @@ func New(path string, current []byte, debounce time.Duration, log *zap.Logger) (
 		}
 	}
 	return &Watcher{
+		own:      dirs,
+		dirs:     slices.Clone(dirs),
+		refs:     map[string][sha256.Size]byte{},
 		path:     path,
 		debounce: debounce,
 		log:      log,
 		fsw:      fsw,
 		force:    make(chan struct{}, 1),
 		last:     sha256.Sum256(current),
-		own:      dirs,
-		dirs:     slices.Clone(dirs),
-		refs:     map[string][sha256.Size]byte{},
 	}, nil
 }
 
@@ -108,12 +111,14 @@ func folders(path string) []string {
 // one. A path already listed keeps the content last seen (Run reads every
 // referenced file before its callback, so a change during the callback is
 // seen afterwards); a new one is read now as its starting point. Call Also
-// right after parsing what was read, before Run or from Run's callback
-// (it is not safe for concurrent use with Run).
+// right after parsing what was read; it is safe to call from any goroutine,
+// before or while Run runs.
 //
 // A folder that cannot be watched is logged and skipped: the file is then
 // re-read only when its folder is also the main file's, or on Trigger.
 func (w *Watcher) Also(paths []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	refs := make(map[string][sha256.Size]byte, len(paths))
 	want := slices.Clone(w.own)
 	for _, p := range paths {
@@ -164,6 +169,8 @@ func readSum(path string) (sum [sha256.Size]byte, ok bool) {
 // differs from the content last seen, which it records. An unreadable or
 // empty file is not a change: the next event retries it.
 func (w *Watcher) refsChanged() (changed []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for p, last := range w.refs {
 		sum, ok := readSum(p)
 		if !ok {
