@@ -37,7 +37,7 @@ func (p *parser) clientCAs(v *yaml.Node) *x509.CertPool {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(p.dir, path)
 		}
-		data, err := readSmallFile(path, maxCAFile)
+		data, err := p.readFile(path, maxCAFile)
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {

@@ -129,7 +129,7 @@ func (p *parser) issuer(n *yaml.Node) (iss *Issuer, nameNode *yaml.Node) {
 // readJWKS reads and parses a jwks_file at load, so that a missing or broken
 // key file stops the load instead of failing every request later.
 func (p *parser) readJWKS(n *yaml.Node, given, path string) jwk.Set {
-	data, err := readSmallFile(path, maxJWKSFile)
+	data, err := p.readFile(path, maxJWKSFile)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

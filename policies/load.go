@@ -43,6 +43,7 @@ func Parse(file string, data []byte) (*Set, error) {
 		return nil, append(p.errs.sorted().within(yamlnode.Lines(data)), p.otherErrs...)
 	}
 	set.File = file
+	set.files = p.files
 	return set, nil
 }
 

@@ -20,6 +20,9 @@ const maxWork = 1 << 21
 // parser walks the yaml.Node tree of one policy file, collecting every
 // problem instead of stopping at the first.
 type parser struct {
+	// files are the referenced files read so far (see readFile).
+	files []string
+
 	file string // as given, for error positions
 	dir  string // jwks_file paths are relative to it
 	errs ErrorList

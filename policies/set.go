@@ -20,6 +20,8 @@ import (
 type Set struct {
 	// File is the path the set was loaded from, as given.
 	File string
+	// files are the files read besides the policy file (see Files).
+	files []string
 	// DefaultAllow is true for `default_action: allow`.
 	DefaultAllow bool
 	// TrustedProxies are the `trusted_proxies` CIDRs (may be empty).

@@ -364,7 +364,7 @@ func (p *parser) signingKeys(v *yaml.Node) []*SigningKey {
 	first := map[string]*yaml.Node{}
 	for i, given := range list {
 		path := p.resolve(given)
-		data, err := readSmallFile(path, maxSecretFile)
+		data, err := p.readFile(path, maxSecretFile)
 		if err != nil {
 			p.errorf(nodes[i], "cannot read signing key file %q: %v", given, unwrapPath(err))
 			continue
@@ -408,7 +408,7 @@ func (p *parser) resolve(given string) string {
 // readSecret reads a secret file: its bytes with one trailing newline
 // (LF or CRLF) removed, as editors and `echo` add one.
 func (p *parser) readSecret(given string) ([]byte, error) {
-	data, err := readSmallFile(p.resolve(given), maxSecretFile)
+	data, err := p.readFile(p.resolve(given), maxSecretFile)
 	if err != nil {
 		return nil, unwrapPath(err)
 	}

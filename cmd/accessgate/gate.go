@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 // gate is a running server's state, shared by its listeners: the engine and
 // key manager, how to reload them, and what health checkers are told.
 type gate struct {
+	// watcher watches the policy file and the files it references (nil
+	// when the file cannot be watched: SIGHUP still reloads).
+	watcher *watch.Watcher
+	// reloading serializes reloads, whoever asks for one, so that each
+	// parse, watch list and load stay together.
+	reloading sync.Mutex
+
 	log     *zap.Logger
 	path    string // the policy file
 	data    []byte // its content at start, the watcher's baseline
@@ -64,6 +72,7 @@ func (c *cli) loadGate(ctx context.Context, o *serveConfig, log *zap.Logger) (*g
 		c.printLoadError(err)
 		return nil, exitFail
 	}
+	g.watch(set)
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	// The manager starts fetching only in Sync (in g.load), after the
 	// engine exists: its change hook never finds g.engine nil.
@@ -88,10 +97,14 @@ func (g *gate) read() (*policies.Set, error) {
 	return policies.Parse(g.path, data)
 }
 
-// close releases what loadGate made: key fetchers and the demo files.
+// close releases what loadGate made: key fetchers, the file watch (when
+// serve stops before running it) and the demo files.
 func (g *gate) close() {
 	if g.cancel != nil {
 		g.cancel()
+	}
+	if g.watcher != nil {
+		g.watcher.Close()
 	}
 	if g.keys != nil {
 		g.keys.Close()
@@ -135,9 +148,29 @@ func (g *gate) load(set *policies.Set) {
 	}
 }
 
+// watch starts watching the policy file, whose content read at start is
+// g.data, and the files set read besides it (key files, CA bundles, login
+// secrets: set.Files). Called right after the parse, so that what the
+// watcher takes as the referenced files' starting content is what the
+// parse read. Serving without hot reload beats not serving: when the file
+// cannot be watched, SIGHUP still reloads.
+func (g *gate) watch(set *policies.Set) {
+	w, err := watch.New(g.path, g.data, watch.DefaultDebounce, g.log.Named("watch"))
+	if err != nil {
+		g.log.Error("config file watch unavailable; reload with SIGHUP", zap.Error(err))
+		return
+	}
+	w.Also(set.Files())
+	g.watcher = w
+}
+
 // reload parses data as the policy file and makes it live; on failure it
-// logs every problem and keeps the previous set.
+// logs every problem and keeps the previous set. It runs on the watcher's
+// goroutine (a change of the policy file or of a file it references, or
+// SIGHUP), or on serve's when the file cannot be watched.
 func (g *gate) reload(data []byte) {
+	g.reloading.Lock()
+	defer g.reloading.Unlock()
 	set, err := policies.Parse(g.path, data)
 	if err != nil {
 		g.metrics.reloaded(false, time.Now())
@@ -152,19 +185,21 @@ func (g *gate) reload(data []byte) {
 		g.log.Warn("keeping previous config", zap.String("config", g.path))
 		return
 	}
+	if g.watcher != nil {
+		// The files this version references, from the content just read.
+		g.watcher.Also(set.Files())
+	}
 	g.load(set)
 	g.log.Info("config reloaded", zap.String("config", g.path), zap.Int("applications", len(set.Applications)))
 }
 
-// watchPolicy reloads the policy file whenever it changes, until stop
-// (which waits for a reload in progress). trigger reloads at once, for
-// SIGHUP. When the file cannot be watched, serving goes on and trigger
-// reads the file itself.
+// watchPolicy reloads the policy file whenever it or a file it references
+// changes, until stop (which waits for a reload in progress). trigger
+// reloads at once, for SIGHUP. When the file cannot be watched, serving
+// goes on and trigger reads the file itself.
 func (g *gate) watchPolicy() (trigger, stop func()) {
-	w, err := watch.New(g.path, g.data, watch.DefaultDebounce, g.log.Named("watch"))
-	if err != nil {
-		// Serving without hot reload beats not serving; SIGHUP still works.
-		g.log.Error("config file watch unavailable; reload with SIGHUP", zap.Error(err))
+	w := g.watcher
+	if w == nil {
 		trigger = func() {
 			if data, err := os.ReadFile(g.path); err != nil {
 				g.log.Error("policy file unreadable, keeping previous config", zap.Error(err))

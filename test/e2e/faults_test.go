@@ -56,6 +56,7 @@ func newStubAuthz(t *testing.T) *stubAuthz {
 	authv3.RegisterAuthorizationServer(g, s)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 	go func() { _ = g.Serve(l) }()
 	t.Cleanup(g.Stop)

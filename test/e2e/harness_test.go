@@ -292,6 +292,7 @@ type env struct {
 	accessgate *proc.Proc
 	envoy      *proc.Proc
 	envoyPort  int
+	adminPort  int // Envoy's admin API
 	webPort    int
 	client     *http.Client
 
@@ -428,6 +429,7 @@ func (e *env) startEnvoy(t *testing.T, authzPort int) {
 	}
 	e.envoyPort = freePort(t)
 	adminPort := freePort(t)
+	e.adminPort = adminPort
 	cfg, err := envoyconf.Substitute(data, envoyconf.Addrs{
 		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: e.envoyPort},
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: adminPort},
