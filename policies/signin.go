@@ -68,10 +68,6 @@ type Login struct {
 	Providers []*Provider
 	// Issuer is the implicit issuer named "login", also in Set.Issuers.
 	Issuer *Issuer
-	// Files are the key and secret files the section read (signing keys,
-	// cookie secret, client secrets), resolved: serve re-reads the policy
-	// file when one of them changes.
-	Files []string
 }
 
 // Provider returns the provider named name, or nil.
@@ -117,8 +113,6 @@ type Provider struct {
 	// RequireVerifiedEmail refuses a sign-in whose email_verified is not
 	// true (absent counts as not true).
 	RequireVerifiedEmail bool
-	// secretFile is client_secret_file, resolved (for Login.Files).
-	secretFile string
 }
 
 // DiscoveryURL is where the provider's OpenID configuration is fetched.
@@ -273,7 +267,6 @@ func (p *parser) parseLogin(n *yaml.Node) *Login {
 			default:
 				l.CookieSecret = secret
 			}
-			l.Files = append(l.Files, p.resolve(s))
 		}
 	}
 	if v, ok := f["session_duration"]; ok {
@@ -283,14 +276,6 @@ func (p *parser) parseLogin(n *yaml.Node) *Login {
 	}
 	if v, ok := f["providers"]; ok {
 		l.Providers = p.providers(v.val)
-	}
-	for _, k := range l.SigningKeys {
-		l.Files = append(l.Files, k.File)
-	}
-	for _, pr := range l.Providers {
-		if pr.secretFile != "" {
-			l.Files = append(l.Files, pr.secretFile)
-		}
 	}
 	if l.TeamDomain != "" && len(l.SigningKeys) > 0 {
 		l.Issuer = p.loginIssuer(l)
@@ -506,7 +491,6 @@ func (p *parser) provider(n *yaml.Node) (*Provider, *yaml.Node) {
 			default:
 				pr.ClientSecret = string(secret)
 			}
-			pr.secretFile = p.resolve(s)
 		}
 	}
 	if v, ok := f["scopes"]; ok {

@@ -259,19 +259,3 @@ func TestLoginHTTPTeamDomain(t *testing.T) {
 		t.Errorf("Login = %q secure %v; want http://auth.localhost:9003, not secure", s.Login.TeamDomain, s.Login.Secure)
 	}
 }
-
-// TestLoginFiles: the section lists every file it read, resolved against
-// the policy file's folder, so that serve can watch them.
-func TestLoginFiles(t *testing.T) {
-	s := mustLoad(t, filepath.Join("testdata", "valid", "login.yaml"))
-	dir := filepath.Join("testdata", "valid", "keys")
-	want := []string{
-		filepath.Join(dir, "login-cookie.secret"),
-		filepath.Join(dir, "login-ec.pem"),
-		filepath.Join(dir, "login-rsa.pem"),
-		filepath.Join(dir, "login-corp.secret"),
-	}
-	if !slices.Equal(s.Login.Files, want) {
-		t.Errorf("Login.Files = %q, want %q", s.Login.Files, want)
-	}
-}

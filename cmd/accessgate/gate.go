@@ -79,7 +79,7 @@ func (c *cli) loadGate(ctx context.Context, o *serveConfig, log *zap.Logger) (*g
 	g.keys = jwks.New(log.Named("keys"), jwks.WithFetchHook(g.metrics.jwksFetched),
 		jwks.WithChangeHook(func() { g.engine.KeysChanged() }))
 	g.engine = authz.New(g.keys, authz.WithTokenCache(o.tokenCache))
-	g.signin = newSignin(g.ctx, log.Named("login"), g.metrics.reg, g.engine, g.rereadPolicy)
+	g.signin = newSignin(g.ctx, log.Named("login"), g.metrics.reg, g.engine)
 	g.load(set)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g.health.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/authz"
-	"github.com/accessgate/accessgate/cmd/accessgate/internal/watch"
 	"github.com/accessgate/accessgate/login"
 	"github.com/accessgate/accessgate/policies"
 )
@@ -30,8 +27,9 @@ const defaultLoginAddr = "127.0.0.1:9003"
 // signin runs the team domain of the live policy Set: one login.Server
 // per Set, replaced on every reload (keeping provider discovery through
 // login.Options.Previous), served on --login-addr when the file has a
-// `login` section. It also watches the section's key and secret files, so
-// that a rotated key or secret is re-read as a changed policy file is.
+// `login` section. The section's key and secret files are among the files
+// the policy watcher follows (policies.Set.Files), so a rotated key or
+// secret reloads the policy and, with it, the team domain.
 //
 // Requests for another host than the team domain's are the sign-in
 // endpoints of application hosts, which proxies without ext_authz gRPC
@@ -42,17 +40,9 @@ type signin struct {
 	ctx     context.Context
 	signIns *prometheus.CounterVec
 	engine  *authz.Engine
-	// reread re-reads the policy file and makes it live (gate.reload).
-	reread func()
 
 	cur atomic.Pointer[teamDomain]
 	mu  sync.Mutex // serializes load
-
-	// The file watchers of the live Set's login files.
-	watched     []string
-	stopWatches context.CancelFunc
-	watches     sync.WaitGroup
-	rereadMu    sync.Mutex // one re-read at a time
 }
 
 // teamDomain is the live team domain: its server and its host name.
@@ -62,12 +52,11 @@ type teamDomain struct {
 }
 
 // newSignin registers the sign-in metrics on reg.
-func newSignin(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, engine *authz.Engine, reread func()) *signin {
+func newSignin(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, engine *authz.Engine) *signin {
 	s := &signin{
 		log:    log,
 		ctx:    ctx,
 		engine: engine,
-		reread: reread,
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessgate_signins_total",
 			Help: "Sign-ins that ended on the team domain, by provider (\"\" before one was chosen) and outcome (signed_in, org_session, state_missing, email_unverified, exchange_invalid_grant, not_discovered, …).",
@@ -94,7 +83,6 @@ func (s *signin) load(set *policies.Set) {
 		if old != nil {
 			old.Close()
 		}
-		s.watch(nil)
 		return
 	}
 	u, err := url.Parse(set.Login.TeamDomain)
@@ -117,7 +105,6 @@ func (s *signin) load(set *policies.Set) {
 	if old != nil {
 		old.Close() // stops its discovery; requests in flight finish
 	}
-	s.watch(set.Login.Files)
 }
 
 // ready is nil once every provider of the live team domain answered
@@ -238,70 +225,14 @@ func (s *signin) server() *http.Server {
 	}
 }
 
-// close stops discovery and the file watchers.
+// close stops discovery.
 func (s *signin) close() {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if td := s.cur.Load(); td != nil {
 		td.srv.Close()
 	}
-	s.watch(nil)
-	s.mu.Unlock()
-	s.watches.Wait()
-}
-
-// watch watches files (none: stop watching). It runs under s.mu, possibly
-// from a watcher's own callback (a re-read that loads a new Set), so it
-// never waits for the old watchers: cancelled, they end on their own.
-func (s *signin) watch(files []string) {
-	if slices.Equal(files, s.watched) {
-		return
-	}
-	if s.stopWatches != nil {
-		s.stopWatches()
-		s.stopWatches = nil
-	}
-	s.watched = slices.Clone(files)
-	if len(files) == 0 {
-		return
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	s.stopWatches = cancel
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			data = nil // a watcher of a missing file fires once it exists
-		}
-		w, err := watch.New(f, data, watch.DefaultDebounce, s.log.Named("watch"))
-		if err != nil {
-			s.log.Error("login file watch unavailable; reload with SIGHUP", zap.String("file", f), zap.Error(err))
-			continue
-		}
-		s.watches.Add(1)
-		go func() {
-			defer s.watches.Done()
-			w.Run(ctx, func([]byte) {
-				s.rereadMu.Lock()
-				defer s.rereadMu.Unlock()
-				if ctx.Err() != nil {
-					return
-				}
-				s.log.Info("login file changed, reloading", zap.String("file", f))
-				s.reread()
-			})
-		}()
-	}
-}
-
-// rereadPolicy reads the policy file again and makes it live, or keeps
-// the previous config (a key or secret file it names changed).
-func (g *gate) rereadPolicy() {
-	data, err := os.ReadFile(g.path)
-	if err != nil {
-		g.log.Error("policy file unreadable, keeping previous config", zap.Error(err))
-		return
-	}
-	g.reload(data)
 }
