@@ -24,6 +24,15 @@ func (e *Engine) SwapRevocations(r *policies.Revocations) bool {
 // Revocations returns the live revocations (nil when none).
 func (e *Engine) Revocations() *policies.Revocations { return e.revoked.Load() }
 
+// Revoked reports whether the live revocations cut id's session: its email
+// (A-Z folded) or sub matches an entry whose before is at or after its
+// iat (contract section 11). The team domain asks it for its org session,
+// so a revoked user signs in at the provider again.
+func (e *Engine) Revoked(id *Identity) bool {
+	rv := e.revoked.Load()
+	return rv != nil && id != nil && rv.Revoked(id.emailFold, id.Sub, id.IssuedAt)
+}
+
 // preflightRule names the cors setting that refused a preflight.
 func preflightRule(reason Reason) string {
 	switch reason {

@@ -486,6 +486,9 @@ func (s *Server) orgSession(r *http.Request) (orgIdentity, bool) {
 	if reason != "" || id.Claims["type"] != mint.TypeOrg {
 		return orgIdentity{}, false
 	}
+	if s.revoked != nil && s.revoked(id) {
+		return orgIdentity{}, false
+	}
 	aud, _ := id.Claims["aud"].([]string)
 	if len(aud) != 1 || aud[0] != s.login.TeamDomain {
 		return orgIdentity{}, false

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/login/internal/logintest"
 	"github.com/accessgate/accessgate/login/mint"
 	"github.com/accessgate/accessgate/policies"
@@ -69,8 +70,9 @@ type env struct {
 	clock *clock
 	logs  *observer.ObservedLogs
 
-	mu     sync.Mutex
-	counts map[string]int // OnSignIn calls by "provider/outcome"
+	mu      sync.Mutex
+	counts  map[string]int // OnSignIn calls by "provider/outcome"
+	revoked string         // an email whose sessions Options.Revoked cuts
 }
 
 // count returns how often OnSignIn reported provider/outcome.
@@ -99,6 +101,11 @@ func newEnv(t *testing.T, cfg logintest.Config) *env {
 			e.mu.Lock()
 			e.counts[p+"/"+o]++
 			e.mu.Unlock()
+		},
+		Revoked: func(id *authz.Identity) bool {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return e.revoked != "" && strings.EqualFold(id.Email, e.revoked)
 		},
 	})
 	if err != nil {

@@ -64,6 +64,10 @@ type Options struct {
 	// ("signed_in", "org_session", "state_missing", "email_unverified",
 	// "exchange_invalid_grant", …): the labels of a sign-in counter.
 	OnSignIn func(provider, outcome string)
+	// Revoked, when set, reports whether a verified org session has been
+	// revoked (contract section 11): such a session is ignored, so the
+	// user signs in at the provider again. serve passes the engine's.
+	Revoked func(*authz.Identity) bool
 	// Previous is the Server of the Set this one replaces (on a reload):
 	// providers configured exactly as before keep their discovery, so a
 	// reload neither refetches nor turns readiness off.
@@ -96,6 +100,7 @@ type Server struct {
 	backoffMax time.Duration
 	onChange   func()
 	onSignIn   func(provider, outcome string)
+	revoked    func(*authz.Identity) bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -122,6 +127,7 @@ func New(set *policies.Set, o Options) (*Server, error) {
 		backoffMax:  o.BackoffMax,
 		onChange:    o.OnChange,
 		onSignIn:    o.OnSignIn,
+		revoked:     o.Revoked,
 		orgApp: &policies.Application{
 			Name:     "team domain",
 			Issuer:   l.Issuer,

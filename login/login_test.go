@@ -104,6 +104,37 @@ func TestSignIn(t *testing.T) {
 // TestOrgSession: a second application signs in through the org session
 // without the provider; an application token in the org cookie, or an org
 // session from a provider the application does not allow, is no session.
+// TestOrgSessionRevoked: a revoked user's org session is no session
+// (contract section 11): the login goes to the provider again instead of
+// transferring at once.
+func TestOrgSessionRevoked(t *testing.T) {
+	m := startMock(t, nil)
+	m.QueueUser(&mockoidc.MockUser{Subject: "u9", Email: "Rita@Example.com", EmailVerified: true})
+	e := newEnv(t, logintest.Config{Providers: []logintest.Provider{mockProvider("corp", m, "")}})
+	b := e.browser()
+	resp := b.team(loginPath("app.example.com", "app-aud", "/", "https://app.example.com"))
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("login: status %d, want 302 to the provider", resp.StatusCode)
+	}
+	if resp = b.team(b.provider(resp.Header.Get("Location"))); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	transfers := func() bool {
+		resp := b.team(loginPath("app.example.com", "app-aud", "/x", "https://app.example.com"))
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return resp.StatusCode == http.StatusFound && loc.Path == pathAuthorized
+	}
+	if !transfers() {
+		t.Fatal("a fresh org session did not transfer")
+	}
+	e.mu.Lock()
+	e.revoked = "rita@example.com"
+	e.mu.Unlock()
+	if transfers() {
+		t.Error("a revoked org session still transferred without the provider")
+	}
+}
+
 func TestOrgSession(t *testing.T) {
 	m := startMock(t, nil)
 	m2 := startMock(t, nil)

@@ -94,6 +94,7 @@ func (s *signin) load(set *policies.Set) {
 		Log:      s.log,
 		Previous: old,
 		OnSignIn: func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
+		Revoked:  s.engine.Revoked,
 	})
 	if err != nil {
 		// Parse checked what New needs; keep serving the previous one.
