@@ -24,6 +24,7 @@ import (
 	"github.com/accessgate/accessgate/login/mint"
 	"github.com/accessgate/accessgate/policies"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -64,6 +65,9 @@ type Options struct {
 	// ("signed_in", "org_session", "state_missing", "email_unverified",
 	// "exchange_invalid_grant", …): the labels of a sign-in counter.
 	OnSignIn func(provider, outcome string)
+	// TracerProvider, when set, traces the callback and the provider
+	// calls (tracing.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 	// Previous is the Server of the Set this one replaces (on a reload):
 	// providers configured exactly as before keep their discovery, so a
 	// reload neither refetches nor turns readiness off.
@@ -96,6 +100,7 @@ type Server struct {
 	backoffMax time.Duration
 	onChange   func()
 	onSignIn   func(provider, outcome string)
+	tracer     trace.Tracer // nil: no spans
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -139,6 +144,10 @@ func New(set *policies.Set, o Options) (*Server, error) {
 	}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: s.timeout}
+	}
+	if o.TracerProvider != nil {
+		s.client = tracedClient(s.client, o.TracerProvider)
+		s.tracer = o.TracerProvider.Tracer("github.com/accessgate/accessgate/login")
 	}
 	if s.backoffMin <= 0 {
 		s.backoffMin = time.Second

@@ -143,7 +143,9 @@ func New(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, versio
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, t: t}, sdktrace.WithMaxQueueSize(int(max)))
 	// The sampler is the SDK's: parent-based (the proxy's sampled flag
 	// decides; a root is sampled), or what OTEL_TRACES_SAMPLER says.
-	t.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(&boundedProcessor{SpanProcessor: bsp, t: t}))
+	t.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res),
+		sdktrace.WithSpanProcessor(queryRedactor{}),
+		sdktrace.WithSpanProcessor(&boundedProcessor{SpanProcessor: bsp, t: t}))
 	t.tracer = t.tp.Tracer(instrumentationName, trace.WithInstrumentationVersion(version))
 	otel.SetErrorHandler(limitedErrors(log))
 	return t, nil
@@ -201,6 +203,29 @@ func appendString(attrs []attribute.KeyValue, k, v string) []attribute.KeyValue 
 	}
 	return append(attrs, attribute.String(k, v))
 }
+
+// queryRedactor cuts the query off url.full as a span starts: the HTTP
+// client instrumentation of the sign-in's provider calls records the whole
+// URL, and no span may hold a query string.
+type queryRedactor struct{}
+
+func (queryRedactor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == "url.full" || kv.Key == "http.url" {
+			if v := kv.Value.AsString(); strings.ContainsAny(v, "?#") {
+				v, _, _ = strings.Cut(v, "#")
+				v, _, _ = strings.Cut(v, "?")
+				s.SetAttributes(attribute.String(string(kv.Key), v))
+			}
+		}
+		if kv.Key == "url.query" {
+			s.SetAttributes(attribute.String("url.query", ""))
+		}
+	}
+}
+func (queryRedactor) OnEnd(sdktrace.ReadOnlySpan)      {}
+func (queryRedactor) Shutdown(context.Context) error   { return nil }
+func (queryRedactor) ForceFlush(context.Context) error { return nil }
 
 // boundedProcessor keeps the batch processor's queue from overflowing
 // unseen: a span that would not fit is dropped here and counted.

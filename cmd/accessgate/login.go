@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/authz"
@@ -53,6 +54,8 @@ type signin struct {
 	stopWatches context.CancelFunc
 	watches     sync.WaitGroup
 	rereadMu    sync.Mutex // one re-read at a time
+	// traces, when set, traces the sign-in (set before the first load).
+	traces trace.TracerProvider
 }
 
 // teamDomain is the live team domain: its server and its host name.
@@ -103,9 +106,10 @@ func (s *signin) load(set *policies.Set) {
 		return
 	}
 	srv, err := login.New(set, login.Options{
-		Log:      s.log,
-		Previous: old,
-		OnSignIn: func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
+		Log:            s.log,
+		Previous:       old,
+		TracerProvider: s.traces,
+		OnSignIn:       func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
 	})
 	if err != nil {
 		// Parse checked what New needs; keep serving the previous one.
