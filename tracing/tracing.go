@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,14 @@ type Tracer struct {
 	max     int64
 	dropped prometheus.Counter
 	spans   prometheus.Counter
+
+	// abort ends exports still running when Shutdown gives up, so that
+	// nothing outlives it for long; mu orders the exporter's counting
+	// against Shutdown's count of what is left (abandoned).
+	abort     context.Context
+	cancel    context.CancelFunc
+	mu        sync.Mutex
+	abandoned bool
 }
 
 // New builds the tracer the environment asks for, or returns nil when
@@ -140,6 +149,7 @@ func New(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, versio
 			return nil, err
 		}
 	}
+	t.abort, t.cancel = context.WithCancel(context.Background())
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, t: t}, sdktrace.WithMaxQueueSize(int(max)))
 	// The sampler is the SDK's: parent-based (the proxy's sampled flag
 	// decides; a root is sampled), or what OTEL_TRACES_SAMPLER says.
@@ -163,9 +173,13 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, FlushTimeout)
 	defer cancel()
 	err := t.tp.Shutdown(ctx)
+	t.mu.Lock()
+	t.abandoned = true
 	if left := t.queued.Swap(0); left > 0 {
 		t.dropped.Add(float64(left))
 	}
+	t.mu.Unlock()
+	t.cancel() // an export still trying gives up now
 	return err
 }
 
@@ -253,7 +267,15 @@ type countingExporter struct {
 }
 
 func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.t.abort, cancel)()
 	err := e.SpanExporter.ExportSpans(ctx, spans)
+	e.t.mu.Lock()
+	defer e.t.mu.Unlock()
+	if e.t.abandoned {
+		return err // counted as dropped by Shutdown
+	}
 	e.t.queued.Add(-int64(len(spans)))
 	if err != nil {
 		e.t.dropped.Add(float64(len(spans)))
