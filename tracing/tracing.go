@@ -31,6 +31,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/accessgate/accessgate/authz"
 )
@@ -188,11 +189,21 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 // malformed request). It reads no header but traceparent and tracestate,
 // and no identity: the span holds no token, cookie, query or email.
 func (t *Tracer) Decision(endpoint string, r *authz.Request, d *authz.Decision, took time.Duration) {
+	t.DecisionContext(context.Background(), endpoint, r, d, took)
+}
+
+// DecisionContext is Decision for a gRPC call: a traceparent in ctx's
+// incoming metadata is the parent (Envoy's ext_authz client span sends it
+// there), else the one among the request's headers.
+func (t *Tracer) DecisionContext(ctx context.Context, endpoint string, r *authz.Request, d *authz.Decision, took time.Duration) {
 	end := time.Now()
-	ctx := context.Background()
-	if r != nil && r.Headers["traceparent"] != "" {
-		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(r.Headers))
+	parent := context.Background()
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("traceparent")) > 0 {
+		parent = propagation.TraceContext{}.Extract(parent, mdCarrier(md))
+	} else if r != nil && r.Headers["traceparent"] != "" {
+		parent = propagation.TraceContext{}.Extract(parent, propagation.MapCarrier(r.Headers))
 	}
+	ctx = parent
 	_, span := t.tracer.Start(ctx, SpanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(end.Add(-took)))
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 6)
@@ -207,6 +218,24 @@ func (t *Tracer) Decision(endpoint string, r *authz.Request, d *authz.Decision, 
 		span.SetAttributes(attrs...)
 	}
 	span.End(trace.WithTimestamp(end))
+}
+
+// mdCarrier reads the trace context from gRPC metadata.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(k string) string {
+	if v := metadata.MD(c).Get(k); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+func (c mdCarrier) Set(k, v string) { metadata.MD(c).Set(k, v) }
+func (c mdCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // appendString adds a string attribute that has a value: an attribute with

@@ -51,21 +51,20 @@ func (g *gate) tracerProvider() trace.TracerProvider {
 	return g.tracer.TracerProvider()
 }
 
-// grpcObserver is the ext_authz server's Observer: metrics (and the audit
-// log), plus the decision span when tracing is on.
-func (g *gate) grpcObserver() envoy.Observer {
+// traced is the ext_authz server's tracing option: none when tracing is
+// off, so a decision costs what it did without tracing.
+func (g *gate) traced() envoy.Option {
 	t := g.tracer
 	if t == nil {
-		return g.metrics.observe
+		return func(*envoy.Server) {}
 	}
-	m := g.metrics
-	return func(r *authz.Request, d *authz.Decision, took time.Duration) {
-		m.observe(r, d, took)
-		t.Decision(endpointGRPC, r, d, took)
-	}
+	return envoy.WithTraced(func(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration) {
+		t.DecisionContext(ctx, endpointGRPC, r, d, took)
+	})
 }
 
-// httpObserver is the HTTP endpoints' Observer, as grpcObserver.
+// httpObserver is the HTTP endpoints' Observer: metrics (and the audit
+// log), plus the decision span when tracing is on.
 func httpObserver(m *metrics, t *tracing.Tracer) httpauth.Observer {
 	if t == nil {
 		return m.observeHTTP
