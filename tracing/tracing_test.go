@@ -9,8 +9,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/test/otlpreceiver"
@@ -255,5 +258,84 @@ func BenchmarkDecision(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		tr.Decision("grpc", r, d, time.Millisecond)
+	}
+}
+
+// TestParentFromMetadata: over gRPC the caller's trace context comes in
+// the call's metadata (Envoy's ext_authz client span) and wins over a
+// traceparent among the request's headers; without either the span is a
+// root.
+func TestParentFromMetadata(t *testing.T) {
+	clearOTel(t)
+	rcv := otlpreceiver.New()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.StartHTTP(t))
+	tr, err := New(context.Background(), zap.NewNop(), nil, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		mdTrace = "11111111111111111111111111111111"
+		mdSpan  = "2222222222222222"
+	)
+	headers := &authz.Request{Headers: map[string]string{"traceparent": "00-" + parentTrace + "-" + parentSpan + "-01"}}
+	for _, tc := range []struct {
+		reason      authz.Reason
+		md          metadata.MD
+		r           *authz.Request
+		trace, span string
+	}{
+		{authz.ReasonAllowed, metadata.Pairs("traceparent", "00-"+mdTrace+"-"+mdSpan+"-01"), headers, mdTrace, mdSpan},
+		{authz.ReasonBypass, metadata.Pairs("x-request-id", "1"), headers, parentTrace, parentSpan},
+		{authz.ReasonBlocked, nil, &authz.Request{}, "", ""},
+	} {
+		ctx := context.Background()
+		if tc.md != nil {
+			ctx = metadata.NewIncomingContext(ctx, tc.md)
+		}
+		tr.DecisionContext(ctx, "grpc", tc.r, &authz.Decision{Status: 200, Reason: tc.reason}, time.Millisecond)
+	}
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := rcv.WaitFor(t, 10*time.Second, 3, otlpreceiver.Named(SpanName))
+	got := map[string]otlpreceiver.Span{}
+	for _, s := range spans {
+		got[s.Str(AttrReason)] = s
+	}
+	for reason, want := range map[authz.Reason][2]string{
+		authz.ReasonAllowed: {mdTrace, mdSpan},
+		authz.ReasonBypass:  {parentTrace, parentSpan},
+	} {
+		if s := got[string(reason)]; s.TraceID != want[0] || s.ParentSpanID != want[1] {
+			t.Errorf("%s: trace %s parent %s, want %s %s", reason, s.TraceID, s.ParentSpanID, want[0], want[1])
+		}
+	}
+	if s := got[string(authz.ReasonBlocked)]; s.ParentSpanID != "" {
+		t.Errorf("no trace context: parent %s, want a root", s.ParentSpanID)
+	}
+}
+
+// TestQueryRedacted: a span started with url.full holding a query (as
+// otelhttp starts a provider call's) is exported without the query.
+func TestQueryRedacted(t *testing.T) {
+	clearOTel(t)
+	rcv := otlpreceiver.New()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.StartHTTP(t))
+	tr, err := New(context.Background(), zap.NewNop(), nil, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("test").Start(context.Background(), "call",
+		trace.WithAttributes(attribute.String("url.full", "https://idp.example/token?code=SECRETCODE#frag"), attribute.String("url.query", "code=SECRETCODE")))
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := rcv.WaitFor(t, 10*time.Second, 1, otlpreceiver.Named("call"))[0]
+	if got := s.Str("url.full"); got != "https://idp.example/token" {
+		t.Errorf("url.full = %q, want it without query and fragment", got)
+	}
+	if strings.Contains(s.Raw.String(), "SECRETCODE") {
+		t.Errorf("span holds the query: %v", s.Raw)
 	}
 }
