@@ -335,7 +335,7 @@ func TestQueryRedacted(t *testing.T) {
 	if got := s.Str("url.full"); got != "https://idp.example/token" {
 		t.Errorf("url.full = %q, want it without query and fragment", got)
 	}
-	if strings.Contains(s.Raw.String(), "SECRETCODE") {
+	if strings.Contains(s.Text(), "SECRETCODE") {
 		t.Errorf("span holds the query: %v", s.Raw)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/accessgate/accessgate/test/otlpreceiver"
 	"github.com/accessgate/accessgate/tracing"
@@ -128,10 +127,7 @@ func scanSpans(t *testing.T, spans []otlpreceiver.Span, secrets ...string) {
 		t.Fatal("no spans to scan")
 	}
 	for _, sp := range spans {
-		text := prototext.Format(sp.Raw)
-		for _, v := range sp.Resource {
-			text += prototext.Format(v)
-		}
+		text := sp.Text()
 		for _, s := range secrets {
 			if s != "" && strings.Contains(text, s) {
 				t.Errorf("span %s holds %q:\n%s", sp.Name, s, text)

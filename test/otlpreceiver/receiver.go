@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -197,3 +199,39 @@ func names(spans []Span) string {
 
 // Named matches spans called name.
 func Named(name string) func(Span) bool { return func(s Span) bool { return s.Name == name } }
+
+// Text is everything a span says, for scans for secrets: its name, its
+// attributes, its events (names and attributes), its links' attributes,
+// its status message and its resource's attributes. Ids and times are
+// left out: as bytes they could spell any character.
+func (s Span) Text() string {
+	var b strings.Builder
+	kvs := func(kvs []*commonpb.KeyValue) {
+		for _, kv := range kvs {
+			b.WriteString(kv.GetKey())
+			b.WriteByte('=')
+			b.WriteString(prototext.Format(kv.GetValue()))
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString(s.Name)
+	b.WriteByte('\n')
+	b.WriteString(s.Raw.GetTraceState())
+	b.WriteByte('\n')
+	kvs(s.Raw.GetAttributes())
+	for _, ev := range s.Raw.GetEvents() {
+		b.WriteString(ev.GetName())
+		b.WriteByte('\n')
+		kvs(ev.GetAttributes())
+	}
+	for _, l := range s.Raw.GetLinks() {
+		b.WriteString(l.GetTraceState())
+		kvs(l.GetAttributes())
+	}
+	b.WriteString(s.Raw.GetStatus().GetMessage())
+	b.WriteByte('\n')
+	for k, v := range s.Resource {
+		b.WriteString(k + "=" + prototext.Format(v) + "\n")
+	}
+	return b.String()
+}
