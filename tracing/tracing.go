@@ -333,3 +333,6 @@ func limitedErrors(log *zap.Logger) otel.ErrorHandler {
 		log.Warn("trace export failed; spans are dropped and counted (logged at most once a minute)", zap.Error(err))
 	})
 }
+
+// DroppedCounter is the counter of dropped spans (for benchmarks).
+func (t *Tracer) DroppedCounter() prometheus.Counter { return t.dropped }

@@ -46,10 +46,15 @@ func (s Span) Has(k string) bool { _, ok := s.Attrs[k]; return ok }
 type Receiver struct {
 	coltracepb.UnimplementedTraceServiceServer
 
-	mu      sync.Mutex
-	spans   []Span
-	exports int
-	changed chan struct{} // closed and replaced on every export
+	// Discard, set before serving, keeps no span, only counts them
+	// (Received): for benchmarks.
+	Discard bool
+
+	mu       sync.Mutex
+	received int
+	spans    []Span
+	exports  int
+	changed  chan struct{} // closed and replaced on every export
 }
 
 // New returns a receiver that serves nothing yet.
@@ -112,6 +117,18 @@ func (r *Receiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceR
 }
 
 func (r *Receiver) add(req *coltracepb.ExportTraceServiceRequest) {
+	if r.Discard {
+		n := 0
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				n += len(ss.GetSpans())
+			}
+		}
+		r.mu.Lock()
+		r.received += n
+		r.mu.Unlock()
+		return
+	}
 	var got []Span
 	for _, rs := range req.GetResourceSpans() {
 		res := attrMap(rs.GetResource().GetAttributes())
@@ -136,6 +153,7 @@ func (r *Receiver) add(req *coltracepb.ExportTraceServiceRequest) {
 	}
 	r.mu.Lock()
 	r.spans = append(r.spans, got...)
+	r.received += len(got)
 	r.exports++
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -148,6 +166,13 @@ func attrMap(kvs []*commonpb.KeyValue) map[string]*commonpb.AnyValue {
 		m[kv.GetKey()] = kv.GetValue()
 	}
 	return m
+}
+
+// Received is how many spans arrived.
+func (r *Receiver) Received() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received
 }
 
 // Spans returns a copy of every span received so far.
