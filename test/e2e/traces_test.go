@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,44 +11,46 @@ import (
 	"github.com/accessgate/accessgate/test/otlpreceiver"
 )
 
-// envoyTracing turns on Envoy's OpenTelemetry tracer in the shipped
-// bootstrap, sending to an OTLP gRPC receiver at port on loopback. It is
-// the opt-in section of docs/tracing.md, inserted into the connection
-// manager, plus the collector's cluster.
+// tracingSection is the opt-in file that turns on Envoy's OpenTelemetry
+// tracer.
+const tracingSection = "../../envoy/tracing.yaml"
+
+// envoyTracing inserts envoy/tracing.yaml into the shipped bootstrap, as
+// its header says, with the collector at port on loopback: the tracing
+// section into the connection manager, the collector's cluster into the
+// clusters.
 func envoyTracing(port int) func(t *testing.T, cfg []byte) []byte {
-	const hcm = "          stat_prefix: ingress_http\n"
-	tracing := hcm + `          tracing:
-            random_sampling: { value: 100 }
-            provider:
-              name: envoy.tracers.opentelemetry
-              typed_config:
-                "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
-                grpc_service:
-                  envoy_grpc: { cluster_name: otel_collector }
-                  timeout: 2s
-                service_name: envoy-edge
-`
-	const clusters = "  clusters:\n"
-	cluster := clusters + fmt.Sprintf(`  - name: otel_collector
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: otel_collector
-      endpoints:
-      - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %d } } }
-`, port)
 	return func(t *testing.T, cfg []byte) []byte {
+		t.Helper()
+		data, err := os.ReadFile(tracingSection)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const collector = "address: otel-collector, port_value: 4317"
+		text := strings.Replace(string(data), collector, fmt.Sprintf("address: 127.0.0.1, port_value: %d", port), 1)
+		start := strings.Index(text, "\ntracing:\n")
+		split := strings.Index(text, "\nclusters:\n")
+		if start < 0 || split < start || !strings.Contains(string(data), collector) {
+			t.Fatalf("%s: want a tracing: section, then clusters:, and the collector's address", tracingSection)
+		}
+		indent := func(lines, by string) string {
+			var b strings.Builder
+			for _, l := range strings.Split(strings.TrimRight(lines, "\n"), "\n") {
+				b.WriteString(by + l + "\n")
+			}
+			return b.String()
+		}
+		tracing := indent(text[start+1:split+1], "          ")
+		clusters := indent(text[split+len("\nclusters:\n"):], "  ")
+
+		const hcm = "          stat_prefix: ingress_http\n"
+		const clustersKey = "  clusters:\n"
 		s := string(cfg)
-		if strings.Count(s, hcm) != 1 || strings.Count(s, clusters) != 1 {
+		if strings.Count(s, hcm) != 1 || strings.Count(s, clustersKey) != 1 {
 			t.Fatalf("bootstrap: cannot find where the tracing section goes")
 		}
-		s = strings.Replace(s, hcm, tracing, 1)
-		return []byte(strings.Replace(s, clusters, cluster, 1))
+		s = strings.Replace(s, hcm, hcm+tracing, 1)
+		return []byte(strings.Replace(s, clustersKey, clustersKey+clusters, 1))
 	}
 }
 
