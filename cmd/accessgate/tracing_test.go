@@ -9,7 +9,12 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.uber.org/zap"
 
+	"github.com/accessgate/accessgate/authz"
+	"github.com/accessgate/accessgate/envoy"
+	"github.com/accessgate/accessgate/jwks"
+	"github.com/accessgate/accessgate/policies"
 	"github.com/accessgate/accessgate/test/otlpreceiver"
 	"github.com/accessgate/accessgate/tracing"
 )
@@ -177,5 +182,53 @@ func TestServeTracesOff(t *testing.T) {
 	}
 	if got := s.metric("accessgate_trace_spans_dropped_total"); got != -1 {
 		t.Errorf("accessgate_trace_spans_dropped_total = %v with tracing off, want no such metric", got)
+	}
+}
+
+// TestTracingOffIsFree: wired as serve wires it, a decision with tracing
+// off allocates exactly what it does on a server built without any
+// tracing option, and tracing on does not (so the comparison can fail).
+func TestTracingOffIsFree(t *testing.T) {
+	d := demoDir(t)
+	set, err := policies.Load(d.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := jwks.New(zap.NewNop())
+	defer km.Close()
+	km.Sync(context.Background(), set)
+	e := authz.New(km)
+	e.Swap(set)
+	req := envoyRequest(d.token)
+	req.Attributes.Request.Http.Headers["traceparent"] = "00-" + tpTrace + "-" + tpParent + "-01"
+	allocs := func(s *envoy.Server) float64 {
+		ctx := context.Background()
+		if resp, _ := s.Check(ctx, req); resp.GetOkResponse() == nil {
+			t.Fatalf("not an allow: %v", resp)
+		}
+		return testing.AllocsPerRun(200, func() { s.Check(ctx, req) })
+	}
+	m := newMetrics()
+	plain := allocs(envoy.NewServer(e, zap.NewNop(), envoy.WithObserver(m.observe)))
+
+	traceEnv(t, nil)
+	off := &gate{log: zap.NewNop(), metrics: m, ctx: context.Background()}
+	if err := off.startTracing(); err != nil || off.tracer != nil {
+		t.Fatalf("startTracing without OTEL_*: %v, %v", off.tracer, err)
+	}
+	if got := allocs(envoy.NewServer(e, zap.NewNop(), envoy.WithObserver(m.observe), off.traced())); got != plain {
+		t.Errorf("tracing off: %v allocs per decision, want %v as without tracing", got, plain)
+	}
+
+	rcv := otlpreceiver.New()
+	rcv.Discard = true
+	traceEnv(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.StartHTTP(t)})
+	on := &gate{log: zap.NewNop(), metrics: newMetrics(), ctx: context.Background()}
+	if err := on.startTracing(); err != nil || on.tracer == nil {
+		t.Fatalf("startTracing with an endpoint: %v, %v", on.tracer, err)
+	}
+	defer on.stopTracing()
+	if got := allocs(envoy.NewServer(e, zap.NewNop(), envoy.WithObserver(on.metrics.observe), on.traced())); got <= plain {
+		t.Errorf("tracing on: %v allocs per decision, want more than %v (the span)", got, plain)
 	}
 }
