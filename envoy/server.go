@@ -35,6 +35,7 @@ type Server struct {
 	log      *zap.Logger // decision lines only, sampled
 	level    zapcore.Level
 	observer Observer
+	traced   Traced
 	// bindingWarnings limits the unknown-binding warning (binding.go).
 	bindingWarnings *authz.WarnLimiter
 }
@@ -50,6 +51,13 @@ func WithDecisionLevel(l zapcore.Level) Option { return func(s *Server) { s.leve
 
 // WithObserver calls o after every decision.
 func WithObserver(o Observer) Option { return func(s *Server) { s.observer = o } }
+
+// Traced is told about every decision with the call's context, whose gRPC
+// metadata carries the caller's trace context (Envoy's ext_authz span).
+type Traced func(ctx context.Context, r *authz.Request, d *authz.Decision, took time.Duration)
+
+// WithTraced calls f after every decision (tracing; unset when off).
+func WithTraced(f Traced) Option { return func(s *Server) { s.traced = f } }
 
 // Decision-line sampling: per second, the first samplingFirst lines with the
 // same message and level are logged, then one in samplingThereafter. Only
@@ -97,6 +105,9 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	took := time.Since(start)
 	if s.observer != nil {
 		s.observer(r, &d, took)
+	}
+	if s.traced != nil {
+		s.traced(ctx, r, &d, took)
 	}
 	s.warnUnknownBinding(r, &d)
 	if ce := s.log.Check(s.level, "decision"); ce != nil {

@@ -54,6 +54,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(s.certs)
 	case strings.HasPrefix(p, pathLogin):
 		s.handleLogin(w, r, strings.TrimPrefix(p, pathLogin))
+	case p == pathCallback && s.tracer != nil:
+		s.tracedCallback(w, r)
 	case p == pathCallback:
 		s.handleCallback(w, r)
 	case p == pathIdentity:

@@ -86,12 +86,18 @@ func (e *env) count(key string) int {
 // discovered.
 func newEnv(t *testing.T, cfg logintest.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith is newEnv with more Options set by opts.
+func newEnvWith(t *testing.T, cfg logintest.Config, opts func(*Options)) *env {
+	t.Helper()
 	set := logintest.Load(t, cfg)
 	core, logs := observer.New(zap.DebugLevel)
 	c := &clock{}
 	e := &env{t: t, set: set, clock: c, logs: logs, counts: map[string]int{}}
 	changed := make(chan struct{}, 16)
-	srv, err := New(set, Options{
+	o := Options{
 		Log:        zap.New(core),
 		Now:        c.now,
 		BackoffMin: 10 * time.Millisecond,
@@ -107,7 +113,11 @@ func newEnv(t *testing.T, cfg logintest.Config) *env {
 			defer e.mu.Unlock()
 			return e.revoked != "" && strings.EqualFold(id.Email, e.revoked)
 		},
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	srv, err := New(set, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/accessgate/accessgate/login/mint"
 	"github.com/accessgate/accessgate/policies"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -68,6 +69,9 @@ type Options struct {
 	// revoked (contract section 11): such a session is ignored, so the
 	// user signs in at the provider again. serve passes the engine's.
 	Revoked func(*authz.Identity) bool
+	// TracerProvider, when set, traces the callback and the provider
+	// calls (tracing.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 	// Previous is the Server of the Set this one replaces (on a reload):
 	// providers configured exactly as before keep their discovery, so a
 	// reload neither refetches nor turns readiness off.
@@ -101,6 +105,7 @@ type Server struct {
 	onChange   func()
 	onSignIn   func(provider, outcome string)
 	revoked    func(*authz.Identity) bool
+	tracer     trace.Tracer // nil: no spans
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -145,6 +150,10 @@ func New(set *policies.Set, o Options) (*Server, error) {
 	}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: s.timeout}
+	}
+	if o.TracerProvider != nil {
+		s.client = tracedClient(s.client, o.TracerProvider)
+		s.tracer = o.TracerProvider.Tracer("github.com/accessgate/accessgate/login")
 	}
 	if s.backoffMin <= 0 {
 		s.backoffMin = time.Second

@@ -21,7 +21,7 @@ func (g *gate) authListener(o *serveConfig) (*listener, error) {
 		return nil, nil
 	}
 	level, _ := parseDecisionLevel(o.decisionLevel) // checked by serveFlags
-	serve, stop, err := authServer(o.grpcTLS, g.engine, g.log, g.metrics, level)
+	serve, stop, err := authServer(o.grpcTLS, g.engine, g.log, httpObserver(g.metrics, g.tracer), level)
 	if err != nil {
 		return nil, err
 	}
@@ -29,12 +29,12 @@ func (g *gate) authListener(o *serveConfig) (*listener, error) {
 }
 
 // authServer builds the HTTP authorization endpoints' server, deciding
-// with d, counting in m and logging decision lines at lvl. When files name
+// with d, telling obs of every decision and logging decision lines at lvl. When files name
 // a certificate (--tls-cert, --tls-key, and --client-ca for mutual TLS) it
 // serves TLS with them, as the gRPC listener does. serve serves a listener
 // until stop and then returns nil; stop stops accepting, lets requests in
 // flight finish and, when ctx ends first, closes what remains.
-func authServer(files tlsFiles, d httpauth.Decider, log *zap.Logger, m *metrics, lvl zapcore.Level) (serve func(net.Listener) error, stop func(ctx context.Context), err error) {
+func authServer(files tlsFiles, d httpauth.Decider, log *zap.Logger, obs httpauth.Observer, lvl zapcore.Level) (serve func(net.Listener) error, stop func(ctx context.Context), err error) {
 	var cfg *tls.Config
 	if files.enabled() {
 		if cfg, err = serverTLS("auth", files, log.Named("tls")); err != nil {
@@ -42,7 +42,7 @@ func authServer(files tlsFiles, d httpauth.Decider, log *zap.Logger, m *metrics,
 		}
 		withALPN(cfg)
 	}
-	srv := httpauth.NewServer(d, log, httpauth.WithObserver(m.observeHTTP), httpauth.WithDecisionLevel(lvl))
+	srv := httpauth.NewServer(d, log, httpauth.WithObserver(obs), httpauth.WithDecisionLevel(lvl))
 	hs := srv.HTTPServer(cfg, log.Named("auth-http"))
 	serve = func(l net.Listener) error {
 		var err error

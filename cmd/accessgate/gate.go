@@ -19,6 +19,7 @@ import (
 	"github.com/accessgate/accessgate/envoy"
 	"github.com/accessgate/accessgate/jwks"
 	"github.com/accessgate/accessgate/policies"
+	"github.com/accessgate/accessgate/tracing"
 )
 
 // gate is a running server's state, shared by its listeners: the engine and
@@ -50,6 +51,8 @@ type gate struct {
 	revocations revocationWatch
 	// signin runs the team domain of a login section (login.go).
 	signin *signin
+	// tracer exports decision spans; nil when tracing is off (tracing.go).
+	tracer *tracing.Tracer
 }
 
 // loadGate reads the policy file (or writes the demo's) and builds the gate
@@ -74,12 +77,18 @@ func (c *cli) loadGate(ctx context.Context, o *serveConfig, log *zap.Logger) (*g
 	}
 	g.watch(set)
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	if err := g.startTracing(); err != nil {
+		log.Error("tracing", zap.Error(err))
+		g.close()
+		return nil, exitFail
+	}
 	// The manager starts fetching only in Sync (in g.load), after the
 	// engine exists: its change hook never finds g.engine nil.
 	g.keys = jwks.New(log.Named("keys"), jwks.WithFetchHook(g.metrics.jwksFetched),
 		jwks.WithChangeHook(func() { g.engine.KeysChanged() }))
 	g.engine = authz.New(g.keys, authz.WithTokenCache(o.tokenCache))
 	g.signin = newSignin(g.ctx, log.Named("login"), g.metrics.reg, g.engine)
+	g.signin.traces = g.tracerProvider()
 	g.load(set)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g.health.SetServingStatus(envoy.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -111,6 +120,7 @@ func (g *gate) close() {
 	}
 	g.revocations.stop()
 	g.signin.close()
+	g.stopTracing()
 	if g.metrics.audit != nil {
 		g.metrics.audit.Close()
 	}

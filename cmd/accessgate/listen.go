@@ -93,7 +93,7 @@ func (g *gate) grpcListener(o *serveConfig) (*listener, error) {
 	}
 	level, _ := parseDecisionLevel(o.decisionLevel) // checked by serveFlags
 	gs := grpc.NewServer(opts...)
-	envoy.NewServer(g.engine, g.log, envoy.WithObserver(g.metrics.observe), envoy.WithDecisionLevel(level)).Register(gs)
+	envoy.NewServer(g.engine, g.log, envoy.WithObserver(g.metrics.observe), g.traced(), envoy.WithDecisionLevel(level)).Register(gs)
 	healthpb.RegisterHealthServer(gs, g.health)
 	stop := func(ctx context.Context) {
 		stopped := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/authz"
@@ -43,6 +44,8 @@ type signin struct {
 
 	cur atomic.Pointer[teamDomain]
 	mu  sync.Mutex // serializes load
+	// traces, when set, traces the sign-in (set before the first load).
+	traces trace.TracerProvider
 }
 
 // teamDomain is the live team domain: its server and its host name.
@@ -91,10 +94,11 @@ func (s *signin) load(set *policies.Set) {
 		return
 	}
 	srv, err := login.New(set, login.Options{
-		Log:      s.log,
-		Previous: old,
-		OnSignIn: func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
-		Revoked:  s.engine.Revoked,
+		Log:            s.log,
+		Previous:       old,
+		TracerProvider: s.traces,
+		OnSignIn:       func(provider, outcome string) { s.signIns.WithLabelValues(provider, outcome).Inc() },
+		Revoked:        s.engine.Revoked,
 	})
 	if err != nil {
 		// Parse checked what New needs; keep serving the previous one.

@@ -135,6 +135,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	c.announce(g, o, ls)
 	code = g.waitForStop(ctx, sigs, failed, trigger)
 	g.drain(ls, o, sigs)
+	g.stopTracing() // after the drain: the last decisions' spans go too
 	// Cancel first: a reload in progress may be waiting on a key fetch
 	// that the context bounds.
 	g.cancel()
