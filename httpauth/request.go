@@ -207,29 +207,44 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 			}
 		}
 	}
+	// n counts the names and values put in h as they go in, so that the
+	// engine's 64 KiB check need not walk the map again (HeaderBytes).
 	h := make(map[string]string, len(r.Header)+6)
+	n := 0
+	put := func(k, v string) {
+		if old, dup := h[k]; dup {
+			n -= len(k) + len(old)
+		}
+		h[k] = v
+		n += len(k) + len(v)
+	}
 	for name, vals := range r.Header {
 		if hopByHop[name] || facts[name] || named[name] || len(vals) == 0 || strings.HasPrefix(name, ":") {
 			continue
 		}
 		key := lowerName(name)
-		sep := ","
-		if key == "cookie" {
-			sep = "; "
+		v := vals[0]
+		if len(vals) > 1 {
+			sep := ","
+			if key == "cookie" {
+				sep = "; "
+			}
+			v = strings.Join(vals, sep)
 		}
-		h[key] = strings.Join(vals, sep)
+		put(key, v)
 	}
 	if prev != "" {
-		h["x-forwarded-for"] = prev
+		put("x-forwarded-for", prev)
 	}
 	if upg := first(r.Header, hForwardedUpg, ""); upg != "" {
-		h["upgrade"] = upg
+		put("upgrade", upg)
 	}
-	h[":method"] = req.Method
-	h[":authority"] = req.Host
-	h[":path"] = req.Path
-	h[":scheme"] = req.Scheme
+	put(":method", req.Method)
+	put(":authority", req.Host)
+	put(":path", req.Path)
+	put(":scheme", req.Scheme)
 	req.Headers = h
+	req.HeaderBytes = n
 	return req, ok
 }
 

@@ -228,6 +228,15 @@ func TestRequestFromHeaders(t *testing.T) {
 	if !reflect.DeepEqual(r.Headers, want) {
 		t.Errorf("headers =\n%v\nwant\n%v", r.Headers, want)
 	}
+	// The count made while building the map spares the engine a pass over
+	// it: it must be the map's exact size.
+	n := 0
+	for k, v := range r.Headers {
+		n += len(k) + len(v)
+	}
+	if r.HeaderBytes != n {
+		t.Errorf("HeaderBytes = %d, want %d (the sum of the rebuilt names and values)", r.HeaderBytes, n)
+	}
 }
 
 // TestRequestFromSource checks the source-address rule: the rightmost
