@@ -74,6 +74,14 @@ const (
 	// with GOAWAY "too_many_pings", which would cut Envoy's connection if
 	// its http2 connection_keepalive is set to the usual tens of seconds.
 	grpcMinPingInterval = 5 * time.Second
+	// grpcStreamWorkers is how many long-lived goroutines run checks.
+	// Without them grpc-go starts a goroutine per check, whose stack then
+	// grows (and is copied) to the depth of a check on every request:
+	// 6 % of the server's CPU under load in its profile (docs/benchmarks.md).
+	// A check arriving while every worker is busy still gets a goroutine
+	// of its own, so this bounds nothing; 64 covers the checks in flight
+	// from an Envoy at the usual concurrency at a few MiB of stacks.
+	grpcStreamWorkers = 64
 )
 
 // grpcListener is --grpc-addr: the ext_authz service and gRPC health.
@@ -81,6 +89,7 @@ func (g *gate) grpcListener(o *serveConfig) (*listener, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcMaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		grpc.NumStreamWorkers(grpcStreamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPingInterval, PermitWithoutStream: true}),
 	}
 	if o.grpcTLS.enabled() {
