@@ -3,6 +3,7 @@ package httpauth
 import (
 	"bufio"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -363,5 +364,44 @@ func TestClientCert(t *testing.T) {
 	hr = readRaw(t, "GET /auth/envoy/ HTTP/1.1", "Host: app.example.com", "X-Forwarded-Client-Cert: Cert=%zz")
 	if _, ok := requestFrom(Envoy, "/", hr); ok {
 		t.Error("requestFrom accepted an undecodable certificate")
+	}
+}
+
+// TestRequestFromHeaderBytes: the header count handed to the engine is the
+// rebuilt map's exact size, or 0 (unknown: the engine counts) when two
+// names of the incoming header land on one lower-case name, which net/http
+// never produces but a handler-built request can.
+func TestRequestFromHeaderBytes(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		exact  bool
+	}{
+		{"canonical names", http.Header{"Accept": {"a"}, "Cookie": {"x=1", "y=2"}, "X-Custom-Thing": {"v"}}, true},
+		{"one name twice", http.Header{"X-Dup": {"first"}, "x-dup": {"second, longer"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/auth/forward", nil)
+			r.Header = tt.header
+			r.Header.Set(hForwardedMethod, "GET")
+			r.Header.Set(hForwardedHost, "app.example.com")
+			r.Header.Set(hForwardedURI, "/")
+			req, ok := requestFrom(Forward, "", r)
+			if !ok {
+				t.Fatal("requestFrom refused the request")
+			}
+			n := 0
+			for k, v := range req.Headers {
+				n += len(k) + len(v)
+			}
+			want := 0
+			if tt.exact {
+				want = n
+			}
+			if req.HeaderBytes != want {
+				t.Errorf("HeaderBytes = %d, want %d (map size %d)", req.HeaderBytes, want, n)
+			}
+		})
 	}
 }
