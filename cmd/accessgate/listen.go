@@ -46,6 +46,7 @@ func (g *gate) listeners(o *serveConfig) ([]*listener, error) {
 	} {
 		l, err := build(o)
 		if err != nil {
+			stopUnserved(ls)
 			return nil, err
 		}
 		if l != nil {
@@ -53,6 +54,17 @@ func (g *gate) listeners(o *serveConfig) ([]*listener, error) {
 		}
 	}
 	return ls, nil
+}
+
+// stopUnserved releases listeners that were built but will never serve
+// (another failed to build or to listen): the gRPC server's stream
+// workers run from its construction until it is stopped.
+func stopUnserved(ls []*listener) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, l := range ls {
+		l.stop(ctx)
+	}
 }
 
 // gRPC server limits.
@@ -92,6 +104,8 @@ func (g *gate) grpcListener(o *serveConfig) (*listener, error) {
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPingInterval, PermitWithoutStream: true}),
 	}
+	// The CheckRequest's size, so the 64 KiB header check skips a pass.
+	opts = append(opts, envoy.ServerOptions()...)
 	if o.grpcTLS.enabled() {
 		cfg, err := serverTLS("grpc", o.grpcTLS, g.log.Named("tls"))
 		if err != nil {
