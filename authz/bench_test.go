@@ -130,8 +130,9 @@ func BenchmarkDecide(b *testing.B) {
 		{"preflight", browserRequest("OPTIONS", "app.example.com", "/api/items", "",
 			"origin", "https://www.example.com", "access-control-request-method", "PUT",
 			"access-control-request-headers", "content-type"), ReasonPreflight, 204},
-		// The same preflight from an adapter that counted the header
-		// bytes while building the map (the HTTP endpoints): Decide
+		// The same preflight from an adapter that knows the header bytes
+		// (the HTTP endpoints count them while building the map, the
+		// gRPC adapter bounds them by the CheckRequest's size): Decide
 		// skips its own pass over the map.
 		{"preflight_counted", counted(browserRequest("OPTIONS", "app.example.com", "/api/items", "",
 			"origin", "https://www.example.com", "access-control-request-method", "PUT",
