@@ -1,7 +1,10 @@
 package main
 
 import (
+	"net/http"
 	"os"
+	"os/exec"
+	"slices"
 	"testing"
 )
 
@@ -38,5 +41,46 @@ func TestCompareSmoke(t *testing.T) {
 	err := compare([]string{"-duration", "200ms", "-warmup", "50ms", "-apps", "20", "-cache", "20", "-envoy", "off"})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPinned: -server-cpus wraps a server's command in taskset, the
+// program and its arguments kept in order; without it the command is
+// unchanged.
+func TestPinned(t *testing.T) {
+	defer func(old string) { pinCPUs = old }(pinCPUs)
+	pinCPUs = ""
+	cmd := exec.Command("/bin/accessgate", "serve", "--config", "p.yaml")
+	if got := pinned(cmd); got != cmd {
+		t.Errorf("pinned without -server-cpus changed the command: %v", got.Args)
+	}
+	pinCPUs = "0"
+	got := pinned(cmd).Args
+	want := []string{"taskset", "-c", "0", "/bin/accessgate", "serve", "--config", "p.yaml"}
+	if !slices.Equal(got, want) {
+		t.Errorf("pinned args = %q, want %q", got, want)
+	}
+}
+
+// TestSameHeaders: the net/http baseline must answer with accessgate's
+// headers exactly (values in any order, nothing more or less); Date and
+// Content-Length, which net/http writes itself, are not compared.
+func TestSameHeaders(t *testing.T) {
+	a := answerHeaders(http.Header{"Vary": {"Origin", "Accept"}, "X-A": {"1"}, "Date": {"now"}, "Content-Length": {"0"}})
+	tests := []struct {
+		name string
+		b    http.Header
+		want bool
+	}{
+		{"same, values reordered", http.Header{"Vary": {"Accept", "Origin"}, "X-A": {"1"}}, true},
+		{"a value differs", http.Header{"Vary": {"Origin", "Accept"}, "X-A": {"2"}}, false},
+		{"a header missing", http.Header{"Vary": {"Origin", "Accept"}}, false},
+		{"a header more", http.Header{"Vary": {"Origin", "Accept"}, "X-A": {"1"}, "X-B": {"1"}}, false},
+		{"a value more", http.Header{"Vary": {"Origin", "Accept", "Cookie"}, "X-A": {"1"}}, false},
+	}
+	for _, tt := range tests {
+		if got := sameHeaders(a, tt.b); got != tt.want {
+			t.Errorf("%s: sameHeaders = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
