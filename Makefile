@@ -71,9 +71,15 @@ bench:
 	@if [ -x "$(BENCHSTAT)" ]; then "$(BENCHSTAT)" bin/bench/micro.txt; else echo "benchstat not installed: go install golang.org/x/perf/cmd/benchstat@latest"; fi
 	$(MAKE) bench-load
 
+# With two cores or more (and taskset), the measured servers run on CPU 0
+# and the load tool on CPU 1, so that neither side takes the other's core.
+# LOADFLAGS adds loadgen flags (e.g. -perf bin/perf for perf profiles).
+LOADPIN   ?= $(shell [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null && echo yes)
+LOADFLAGS ?=
+
 bench-load: build
 	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./test/load/cmd/loadgen
-	bin/loadgen -bin $(BIN) -duration $(LOADTIME)
+	$(if $(LOADPIN),taskset -c 1 )bin/loadgen -bin $(BIN) -duration $(LOADTIME)$(if $(LOADPIN), -server-cpus 0) $(LOADFLAGS)
 
 lint: fmt-check vet staticcheck
 

@@ -18,6 +18,13 @@ type Request struct {
 	// Envoy sends them (several Cookie headers too: the cookie list is
 	// split on both ';' and ',').
 	Headers map[string]string
+	// HeaderBytes, when above 0, is what the adapter already knows of the
+	// size of Headers: the sum of every name and value length, or an upper
+	// bound of it (the size of the message that carried them). Decide
+	// checks the 64 KiB header limit on it and counts the map itself only
+	// when it is 0 (unknown) or over the limit; an adapter that builds the
+	// map counts while building and saves Decide a pass over it.
+	HeaderBytes int
 	// SourceIP is the downstream connection's address (Envoy's
 	// source.address); invalid when unknown.
 	SourceIP netip.Addr

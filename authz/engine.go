@@ -83,7 +83,7 @@ func (e *Engine) KeysChanged() { e.verifier.Purge() }
 // closed, whatever the policy's action.
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	set := e.set.Load()
-	if set == nil || r == nil || headerBytes(r.Headers) > maxHeaderBytes {
+	if set == nil || r == nil || headersTooLarge(r) {
 		return BadRequest()
 	}
 	host, ok := normalizeHost(r.Host)
@@ -248,6 +248,16 @@ func (e *Engine) serviceToken(set *policies.Set, r *Request, s *subject) (presen
 	}
 	s.svc = tok
 	return true, ""
+}
+
+// headersTooLarge reports whether r's headers exceed the 64 KiB limit,
+// trusting the adapter's HeaderBytes when it is within the limit (an exact
+// sum or an upper bound: either way the headers are within it).
+func headersTooLarge(r *Request) bool {
+	if n := r.HeaderBytes; n > 0 && n <= maxHeaderBytes {
+		return false
+	}
+	return headerBytes(r.Headers) > maxHeaderBytes
 }
 
 func headerBytes(h map[string]string) int {

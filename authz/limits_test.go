@@ -36,14 +36,45 @@ func TestLimitHeaderBytes(t *testing.T) {
 		{"two headers exactly 64 KiB", append(pad(maxHeaderBytes-10), "x-six", "seven"), 200},
 		{"two headers one byte over", append(pad(maxHeaderBytes-10), "x-six", "eight!"), 400},
 	}
+	// The adapter's HeaderBytes: unknown (Decide counts), the exact sum,
+	// or an upper bound past the limit (Decide counts again, so a bound
+	// never refuses headers within the limit).
+	known := []struct {
+		name string
+		n    func(exact int) int
+	}{
+		{"unknown", func(int) int { return 0 }},
+		{"exact", func(exact int) int { return exact }},
+		{"bound over the limit", func(exact int) int { return max(exact, maxHeaderBytes) + 100 }},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			give := req("GET", "app.example.com", "/healthz", tt.headers...)
-			d := f.engine.Decide(context.Background(), give)
-			if d.Status != tt.wantStatus {
-				t.Errorf("Decide(headers of %d bytes) = %d %q, want %d", headerBytes(give.Headers), d.Status, d.Reason, tt.wantStatus)
-			}
-		})
+		for _, k := range known {
+			t.Run(tt.name+"/"+k.name, func(t *testing.T) {
+				give := req("GET", "app.example.com", "/healthz", tt.headers...)
+				give.HeaderBytes = k.n(headerBytes(give.Headers))
+				d := f.engine.Decide(context.Background(), give)
+				if d.Status != tt.wantStatus {
+					t.Errorf("Decide(headers of %d bytes, HeaderBytes %d) = %d %q, want %d",
+						headerBytes(give.Headers), give.HeaderBytes, d.Status, d.Reason, tt.wantStatus)
+				}
+			})
+		}
+	}
+}
+
+// TestHeaderBytesTrusted: a HeaderBytes within the limit is taken as is,
+// without a pass over the map; that pass is what it saves. (Adapters set
+// it from what they counted or from the size of the message that carried
+// the headers, never lower.)
+func TestHeaderBytesTrusted(t *testing.T) {
+	f := newEngineFixture(t)
+	give := req("GET", "app.example.com", "/healthz", "x-pad", strings.Repeat("p", maxHeaderBytes))
+	if d := f.engine.Decide(context.Background(), give); d.Status != 400 {
+		t.Fatalf("Decide(65 KiB of headers, HeaderBytes unknown) = %d, want 400", d.Status)
+	}
+	give.HeaderBytes = 100
+	if d := f.engine.Decide(context.Background(), give); d.Status != 200 {
+		t.Errorf("Decide(HeaderBytes 100) = %d %q, want 200: the adapter's count was not used", d.Status, d.Reason)
 	}
 }
 

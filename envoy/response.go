@@ -42,21 +42,21 @@ var (
 // APPEND_IF_EXISTS_OR_ADD for a Header with Append (Vary).
 func response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Verdict == authz.Forward {
-		ok := &authv3.OkHttpResponse{
-			Headers:              headerOptions(d.Headers),
-			HeadersToRemove:      d.HeadersToRemove,
-			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders),
-		}
+		a := &okAnswer{}
+		a.resp.Status = statusOK
+		a.resp.HttpResponse = &a.wrap
+		a.wrap.OkResponse = &a.ok
+		ok := &a.ok
+		ok.Headers = a.options(d.Headers)
+		ok.HeadersToRemove = d.HeadersToRemove
+		ok.ResponseHeadersToAdd = a.options(d.ResponseHeaders)
 		if dropped := invalidHeaders(d.Headers); dropped > 0 {
 			// A set header Envoy would refuse (CR, LF, NUL or over 16 KiB)
 			// was left out; remove the client's own copy instead so it can
 			// never be spoofed.
 			ok.HeadersToRemove = removeInvalid(d.HeadersToRemove, d.Headers, dropped)
 		}
-		return &authv3.CheckResponse{
-			Status:       statusOK,
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}
+		return &a.resp
 	}
 	st := statusPermissionDenied
 	if d.Status == 401 || d.Status == 302 {
@@ -70,6 +70,42 @@ func response(d *authz.Decision) *authv3.CheckResponse {
 			Body:    d.Body,
 		}},
 	}
+}
+
+// okInline is how many headers (set on the request and added to the
+// response together) a forward's answer holds without another allocation:
+// the identity pair and a CORS answer's four fit.
+const okInline = 6
+
+// okAnswer is a forward's CheckResponse with every part it points to, so
+// that the answer to an allowed request is one allocation rather than
+// seven (the response, its oneof wrapper, the OkHttpResponse and two
+// slices per header list). grpc-go marshals it after Check returns and
+// then drops it; nothing else keeps a pointer into it.
+type okAnswer struct {
+	resp authv3.CheckResponse
+	wrap authv3.CheckResponse_OkResponse
+	ok   authv3.OkHttpResponse
+	used int // of opts and ptrs
+	opts [okInline]headerOption
+	ptrs [okInline]*corev3.HeaderValueOption
+}
+
+// options converts hs like headerOptions, into a's inline room while it
+// lasts.
+func (a *okAnswer) options(hs []authz.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	n := a.used + len(hs)
+	if n > okInline {
+		return headerOptions(hs)
+	}
+	// The three-index slice keeps an append to one list from running
+	// into the next.
+	out := optionsInto(a.opts[a.used:n], a.ptrs[a.used:a.used:n], hs)
+	a.used = n
+	return out
 }
 
 // httpStatus returns the HttpStatus for code, shared for the usual ones.
@@ -105,8 +141,13 @@ func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
 	if len(hs) == 0 {
 		return nil
 	}
-	store := make([]headerOption, len(hs))
-	out := make([]*corev3.HeaderValueOption, 0, len(hs))
+	return optionsInto(make([]headerOption, len(hs)), make([]*corev3.HeaderValueOption, 0, len(hs)), hs)
+}
+
+// optionsInto converts hs into store (len(hs) long), appending to out (with
+// room for len(hs)) and returning it, leaving out any header Envoy would
+// refuse.
+func optionsInto(store []headerOption, out []*corev3.HeaderValueOption, hs []authz.Header) []*corev3.HeaderValueOption {
 	for i := range hs {
 		h := &hs[i]
 		if !validHeader(h.Key, h.Value) {
@@ -121,6 +162,9 @@ func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
 			o.opt.AppendAction = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 		}
 		out = append(out, &o.opt)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

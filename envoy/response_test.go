@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,4 +252,46 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestResponseForwardHeaderCounts: a forward's header lists are built in
+// room inside its answer while it lasts (okInline headers), and in slices
+// of their own beyond; either way each list holds exactly its headers, in
+// order, and growing one list never overwrites the other.
+func TestResponseForwardHeaderCounts(t *testing.T) {
+	headers := func(prefix string, n int) []authz.Header {
+		hs := make([]authz.Header, n)
+		for i := range hs {
+			hs[i] = authz.Header{Key: prefix + strings.Repeat("x", i+1), Value: prefix + "value", Append: i%2 == 1}
+		}
+		return hs
+	}
+	check := func(t *testing.T, what string, got []*corev3.HeaderValueOption, want []authz.Header) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d headers, want %d", what, len(got), len(want))
+		}
+		for i, o := range got {
+			action := corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			if want[i].Append {
+				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+			}
+			if o.GetHeader().GetKey() != want[i].Key || o.GetHeader().GetValue() != want[i].Value || o.GetAppendAction() != action {
+				t.Errorf("%s[%d] = %v, want %+v", what, i, o, want[i])
+			}
+		}
+	}
+	for _, tt := range []struct{ set, add int }{
+		{0, 0}, {2, 0}, {0, 4}, {2, 4}, {okInline, 0}, {okInline - 1, 1}, {2, okInline - 1}, {okInline, okInline}, {1, 12},
+	} {
+		t.Run(fmt.Sprintf("%d+%d", tt.set, tt.add), func(t *testing.T) {
+			d := authz.Decision{Verdict: authz.Forward, Status: 200, Headers: headers("set-", tt.set), ResponseHeaders: headers("add-", tt.add)}
+			ok := response(&d).GetOkResponse()
+			check(t, "Headers", ok.GetHeaders(), d.Headers)
+			check(t, "ResponseHeadersToAdd", ok.GetResponseHeadersToAdd(), d.ResponseHeaders)
+			// Growing the first list must leave the second alone.
+			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "late", Value: "v"}})
+			check(t, "ResponseHeadersToAdd after an append to Headers", ok.GetResponseHeadersToAdd(), d.ResponseHeaders)
+		})
+	}
 }

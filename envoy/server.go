@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 
 	"github.com/accessgate/accessgate/authz"
 )
@@ -87,15 +89,85 @@ func NewServer(d Decider, log *zap.Logger, opts ...Option) *Server {
 // ServiceName is the gRPC name of the ext_authz service, for health checks.
 const ServiceName = "envoy.service.auth.v3.Authorization"
 
-// Register registers s as the Authorization service of g.
-func (s *Server) Register(g grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(g, s) }
+// Register registers s as the Authorization service of g. Its Check
+// handler decodes the CheckRequest into a sizedCheckRequest, so that on a
+// grpc.Server built with ServerOptions the decision learns the size of
+// the message its headers came in; on any other server it works as the
+// generated handler does.
+func (s *Server) Register(g grpc.ServiceRegistrar) {
+	desc := authv3.Authorization_ServiceDesc // a copy: the generated one stays as it is
+	desc.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}}
+	g.RegisterService(&desc, s)
+}
+
+// ServerOptions are the options of the grpc.Server s is registered on that
+// let Check skip a pass over the headers: a codec (grpc-go's proto codec)
+// that also records the size of each CheckRequest it decodes. Every
+// header name and value is inside that message, so its size bounds their
+// total and the engine's 64 KiB header check (authz.Request.HeaderBytes)
+// needs no count of its own for any request under 64 KiB.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(sizingCodec{encoding.GetCodecV2(protoCodecName)})}
+}
+
+// protoCodecName is the name grpc-go registers its proto codec under.
+const protoCodecName = "proto"
+
+// sizedCheckRequest is a CheckRequest with the size of its encoding, as
+// sizingCodec decoded it (0 when another codec did).
+type sizedCheckRequest struct {
+	authv3.CheckRequest
+	size int
+}
+
+// sizingCodec is a codec that records the message size of a
+// sizedCheckRequest and otherwise is the codec it wraps.
+type sizingCodec struct{ encoding.CodecV2 }
+
+func (c sizingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*sizedCheckRequest); ok {
+		m.size = data.Len()
+		return c.CodecV2.Unmarshal(data, &m.CheckRequest)
+	}
+	return c.CodecV2.Unmarshal(data, v)
+}
+
+// checkHandler is the generated Check handler, decoding into a
+// sizedCheckRequest. An interceptor that hands on another request than
+// the one decoded loses the size (it no longer describes that request).
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := &sizedCheckRequest{}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*Server)
+	if interceptor == nil {
+		return s.check(ctx, &in.CheckRequest, in.size)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, &in.CheckRequest, info, func(ctx context.Context, req any) (any, error) {
+		cr, _ := req.(*authv3.CheckRequest)
+		size := in.size
+		if cr != &in.CheckRequest {
+			size = 0
+		}
+		return s.check(ctx, cr, size)
+	})
+}
 
 // Check answers one ext_authz request. It never returns an error: a
 // malformed CheckRequest gets the 400 bad_request answer, so Envoy always
 // receives a decision rather than falling back to status_on_error.
 func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, cr, 0)
+}
+
+// check is Check for a CheckRequest whose encoding was size bytes long (0:
+// unknown).
+func (s *Server) check(ctx context.Context, cr *authv3.CheckRequest, size int) (*authv3.CheckResponse, error) {
 	start := time.Now()
 	r, ok := requestFrom(cr)
+	r.HeaderBytes = size
 	var d authz.Decision
 	if ok {
 		d = s.d.Decide(ctx, r)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/accessgate/accessgate/authz"
 )
@@ -61,14 +63,15 @@ func realisticRequest() *authv3.CheckRequest {
 	}, "10.0.0.7")
 }
 
-// startServer serves s on 127.0.0.1:0 and returns a connected client.
-func startServer(t *testing.T, s *Server) authv3.AuthorizationClient {
+// startServer serves s on 127.0.0.1:0 (a grpc.Server with opts) and
+// returns a connected client.
+func startServer(t *testing.T, s *Server, opts ...grpc.ServerOption) authv3.AuthorizationClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	s.Register(g)
 	done := make(chan struct{})
 	go func() {
@@ -226,5 +229,67 @@ func BenchmarkCheck(b *testing.B) {
 func TestServiceName(t *testing.T) {
 	if got := authv3.Authorization_ServiceDesc.ServiceName; got != ServiceName {
 		t.Errorf("ServiceName = %q, want %q", ServiceName, got)
+	}
+}
+
+// TestCheckMessageSize: on a server with ServerOptions the Request carries
+// the size of the CheckRequest's encoding as HeaderBytes, a bound on its
+// header bytes; without them it is 0 (unknown), and an interceptor that
+// swaps the request drops it.
+func TestCheckMessageSize(t *testing.T) {
+	swap := grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, proto.Clone(req.(proto.Message)))
+	})
+	keep := grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, req)
+	})
+	give := realisticRequest()
+	size := proto.Size(give)
+	// Raw headers (encode_raw_headers): duplicates are joined with a
+	// separator the message does not hold; each costs more framing than
+	// its separator, so the size still bounds the joined map.
+	raw := checkRequest("GET", "app.example.com", "/ok", nil, "10.0.0.7")
+	var hvs []*corev3.HeaderValue
+	for _, v := range []string{"a", "b", "c", "d"} {
+		hvs = append(hvs, &corev3.HeaderValue{Key: "x", RawValue: []byte(v)}, &corev3.HeaderValue{Key: "cookie", RawValue: []byte(v)})
+	}
+	raw.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: hvs}
+	tests := []struct {
+		name string
+		give *authv3.CheckRequest
+		opts []grpc.ServerOption
+		want int
+	}{
+		{"with ServerOptions", give, ServerOptions(), size},
+		{"without", give, nil, 0},
+		{"with ServerOptions and an interceptor", give, append(ServerOptions(), keep), size},
+		{"with ServerOptions and a request swapped", give, append(ServerOptions(), swap), 0},
+		{"raw headers, duplicates joined", raw, ServerOptions(), proto.Size(raw)},
+	}
+	for _, tt := range tests {
+		give := tt.give
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeDecider{}
+			client := startServer(t, NewServer(f, zap.NewNop()), tt.opts...)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := client.Check(ctx, give); err != nil {
+				t.Fatal(err)
+			}
+			r := f.last.Load()
+			if r == nil {
+				t.Fatal("the decider was not asked")
+			}
+			if r.HeaderBytes != tt.want {
+				t.Errorf("HeaderBytes = %d, want %d", r.HeaderBytes, tt.want)
+			}
+			n := 0
+			for k, v := range r.Headers {
+				n += len(k) + len(v)
+			}
+			if r.HeaderBytes != 0 && r.HeaderBytes < n {
+				t.Errorf("HeaderBytes %d is below the headers' %d bytes: not a bound", r.HeaderBytes, n)
+			}
+		})
 	}
 }

@@ -283,10 +283,20 @@ func TestAdaptersBuildTheSameRequest(t *testing.T) {
 	if _, carried := h.Headers["x-forwarded-proto"]; carried || g.Scheme != h.Scheme {
 		t.Errorf("X-Forwarded-Proto over HTTP: carried %v, scheme %q; want only the scheme %q", carried, h.Scheme, g.Scheme)
 	}
+	// HeaderBytes is what each adapter knows of the headers' size: the
+	// HTTP adapter counts while building the map, so its count is exact.
+	n := 0
+	for k, v := range h.Headers {
+		n += len(k) + len(v)
+	}
+	if h.HeaderBytes != n {
+		t.Errorf("HTTP HeaderBytes = %d, want the rebuilt headers' %d", h.HeaderBytes, n)
+	}
 	delete(g.Headers, "x-forwarded-for")
 	delete(h.Headers, "x-forwarded-for")
 	delete(g.Headers, "x-forwarded-proto")
 	g.SourceIP, h.SourceIP = netip.Addr{}, netip.Addr{}
+	g.HeaderBytes, h.HeaderBytes = 0, 0
 	if !reflect.DeepEqual(g, h) {
 		t.Errorf("the adapters built different requests:\n gRPC %+v\n HTTP %+v", g, h)
 	}

@@ -88,6 +88,7 @@ func render(ep Endpoint, r *authz.Request, d *authz.Decision, h http.Header) (st
 			// answered never lets a forward through to here.
 			return http.StatusBadRequest, ""
 		}
+		vs := make(values, 0, len(d.Headers)+len(d.ResponseHeaders)+1)
 		var invalid []string
 		for i := range d.Headers {
 			hd := &d.Headers[i]
@@ -99,7 +100,7 @@ func render(ep Endpoint, r *authz.Request, d *authz.Decision, h http.Header) (st
 				}
 				continue
 			}
-			h[canonicalName(hd.Key)] = []string{hd.Value}
+			h[canonicalName(hd.Key)] = vs.one(hd.Value)
 		}
 		if ep == Envoy {
 			remove := d.HeadersToRemove
@@ -107,16 +108,17 @@ func render(ep Endpoint, r *authz.Request, d *authz.Decision, h http.Header) (st
 				remove = append(append(make([]string, 0, len(remove)+len(invalid)), remove...), invalid...)
 			}
 			if len(remove) > 0 {
-				h.Set(headersToRemove, strings.Join(remove, ", "))
+				h[headersToRemove] = vs.one(strings.Join(remove, ", "))
 			}
 		}
-		writeHeaders(h, d.ResponseHeaders)
+		writeHeaders(h, d.ResponseHeaders, &vs)
 		return http.StatusOK, ""
 	}
 	if ep == Nginx {
 		return http.StatusUnauthorized, ""
 	}
-	writeHeaders(h, d.ResponseHeaders)
+	vs := make(values, 0, len(d.ResponseHeaders))
+	writeHeaders(h, d.ResponseHeaders, &vs)
 	return answerStatus(d.Status), d.Body
 }
 
@@ -132,19 +134,31 @@ func answerStatus(code int) int {
 
 // writeHeaders writes hs into h: set, or added for a Header with Append
 // (Vary). A header no HTTP message may carry is left out.
-func writeHeaders(h http.Header, hs []authz.Header) {
+func writeHeaders(h http.Header, hs []authz.Header, vs *values) {
 	for i := range hs {
 		hd := &hs[i]
 		if !validHeader(hd.Key, hd.Value) {
 			continue
 		}
 		k := canonicalName(hd.Key)
-		if hd.Append {
-			h[k] = append(h[k], hd.Value)
+		if old := h[k]; hd.Append && len(old) > 0 {
+			h[k] = append(old, hd.Value)
 		} else {
-			h[k] = []string{hd.Value}
+			h[k] = vs.one(hd.Value)
 		}
 	}
+}
+
+// values hands out one-value header slices from one backing array, so
+// that an answer's headers cost one allocation rather than one each. Each
+// slice is capped at its value: an append to it (net/http's Header.Add, a
+// later Append header) copies instead of overwriting the next header.
+type values []string
+
+func (vs *values) one(v string) []string {
+	*vs = append(*vs, v)
+	n := len(*vs)
+	return (*vs)[n-1 : n : n]
 }
 
 // maxHeaderLen bounds a header name or value in an answer: the limit the

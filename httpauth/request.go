@@ -207,23 +207,44 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 			}
 		}
 	}
+	// n counts the names and values put in h as they go in, so that the
+	// engine's 64 KiB check need not walk the map again (HeaderBytes). A
+	// name that lands on one already there (two spellings net/http could
+	// not canonicalize, lower-cased alike) makes the count unknown (0):
+	// the engine counts the map itself then.
 	h := make(map[string]string, len(r.Header)+6)
+	n, exact := 0, true
+	put := func(k, v string) {
+		before := len(h)
+		h[k] = v
+		n += len(k) + len(v)
+		exact = exact && len(h) > before
+	}
 	for name, vals := range r.Header {
-		if hopByHop[name] || facts[name] || named[name] || len(vals) == 0 || strings.HasPrefix(name, ":") {
+		// One lookup tells a known name's lower case and whether it is
+		// carried at all.
+		key, known := names[name]
+		if known && key.skip || len(vals) == 0 || named[name] || !known && strings.HasPrefix(name, ":") {
 			continue
 		}
-		key := lowerName(name)
-		sep := ","
-		if key == "cookie" {
-			sep = "; "
+		if !known {
+			key.lower = strings.ToLower(name)
 		}
-		h[key] = strings.Join(vals, sep)
+		v := vals[0]
+		if len(vals) > 1 {
+			sep := ","
+			if key.lower == "cookie" {
+				sep = "; "
+			}
+			v = strings.Join(vals, sep)
+		}
+		put(key.lower, v)
 	}
 	if prev != "" {
-		h["x-forwarded-for"] = prev
+		put("x-forwarded-for", prev)
 	}
 	if upg := first(r.Header, hForwardedUpg, ""); upg != "" {
-		h["upgrade"] = upg
+		put("upgrade", upg)
 		req.Upgrade = upg
 	}
 	// The gateway's binding (contract §10): the decision reads it only
@@ -236,11 +257,14 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 			req.Application = v[0]
 		}
 	}
-	h[":method"] = req.Method
-	h[":authority"] = req.Host
-	h[":path"] = req.Path
-	h[":scheme"] = req.Scheme
+	put(":method", req.Method)
+	put(":authority", req.Host)
+	put(":path", req.Path)
+	put(":scheme", req.Scheme)
 	req.Headers = h
+	if exact {
+		req.HeaderBytes = n
+	}
 	return req, ok
 }
 
@@ -398,10 +422,26 @@ var commonNames = func() map[string]string {
 	return m
 }()
 
-// lowerName returns a header name in lower case.
-func lowerName(name string) string {
-	if l, ok := commonNames[name]; ok {
-		return l
-	}
-	return strings.ToLower(name)
+// nameInfo is what requestFrom needs to know of a header name: its lower
+// case, and whether it is left out (a fact or hop-by-hop header).
+type nameInfo struct {
+	lower string
+	skip  bool
 }
+
+// names holds the common, fact and hop-by-hop header names (canonical
+// form), so that carrying a header costs one map lookup and no
+// allocation for its name.
+var names = func() map[string]nameInfo {
+	m := make(map[string]nameInfo, len(commonNames)+len(facts)+len(hopByHop))
+	for canon, lower := range commonNames {
+		m[canon] = nameInfo{lower: lower}
+	}
+	for canon := range facts {
+		m[canon] = nameInfo{lower: strings.ToLower(canon), skip: true}
+	}
+	for canon := range hopByHop {
+		m[canon] = nameInfo{lower: strings.ToLower(canon), skip: true}
+	}
+	return m
+}()

@@ -3,6 +3,7 @@ package httpauth
 import (
 	"bufio"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -363,5 +364,61 @@ func TestClientCert(t *testing.T) {
 	hr = readRaw(t, "GET /auth/envoy/ HTTP/1.1", "Host: app.example.com", "X-Forwarded-Client-Cert: Cert=%zz")
 	if _, ok := requestFrom(Envoy, "/", hr); ok {
 		t.Error("requestFrom accepted an undecodable certificate")
+	}
+}
+
+// TestRequestFromHeaderBytes: the header count handed to the engine is the
+// rebuilt map's exact size, or 0 (unknown: the engine counts) when two
+// names of the incoming header land on one lower-case name, which net/http
+// never produces but a handler-built request can.
+func TestRequestFromHeaderBytes(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		exact  bool
+	}{
+		{"canonical names", http.Header{"Accept": {"a"}, "Cookie": {"x=1", "y=2"}, "X-Custom-Thing": {"v"}}, true},
+		{"one name twice", http.Header{"X-Dup": {"first"}, "x-dup": {"second, longer"}}, false},
+		{"every kind of entry", nil, true},
+	}
+	// Every kind of entry the map gets: carried headers (joined
+	// duplicates), the left part of X-Forwarded-For, the upgrade fact and
+	// the pseudo-headers; facts and hop-by-hop headers left out.
+	full := readRaw(t,
+		"GET /auth/forward HTTP/1.1",
+		"Host: accessgate",
+		"X-Forwarded-Method: GET", "X-Forwarded-Host: app.example.com", "X-Forwarded-Uri: /x?y=1", "X-Forwarded-Proto: https",
+		"X-Forwarded-For: 198.51.100.1, 203.0.113.9", "X-Forwarded-Upgrade: websocket",
+		"Cookie: a=1", "Cookie: CF_Authorization=tok", "Accept: text/html", "Accept: application/json",
+		"Connection: keep-alive, X-Secret-Hop", "X-Secret-Hop: dropped", "Upgrade: h2c",
+		"X-Request-Id: req-1",
+	)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/auth/forward", nil)
+			if tt.header == nil {
+				r = full
+			} else {
+				r.Header = tt.header
+				r.Header.Set(hForwardedMethod, "GET")
+				r.Header.Set(hForwardedHost, "app.example.com")
+				r.Header.Set(hForwardedURI, "/")
+			}
+			req, ok := requestFrom(Forward, "", r)
+			if !ok {
+				t.Fatal("requestFrom refused the request")
+			}
+			n := 0
+			for k, v := range req.Headers {
+				n += len(k) + len(v)
+			}
+			want := 0
+			if tt.exact {
+				want = n
+			}
+			if req.HeaderBytes != want {
+				t.Errorf("HeaderBytes = %d, want %d (map size %d)", req.HeaderBytes, want, n)
+			}
+		})
 	}
 }

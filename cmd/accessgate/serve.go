@@ -126,6 +126,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	}
 	if err := listen(ls); err != nil {
 		log.Error("listen", zap.Error(err))
+		stopUnserved(ls)
 		return exitFail
 	}
 	failed := make(chan error, len(ls))

@@ -62,11 +62,20 @@ type envoyProc struct {
 	port int
 }
 
-// startEnvoy runs Envoy on bootstrap (envoy/envoy.yaml, addresses
-// substituted; with authz false also without ext_authz), sending checks to
-// gateAddr and requests to originPort, and waits for a request through it
+// Envoy setups of the comparison.
+const (
+	envoyAlone = "envoy alone"
+	envoyGRPC  = "envoy + accessgate (gRPC)"
+	envoyHTTP  = "envoy + accessgate (http_service)"
+)
+
+// startEnvoy runs Envoy in one of the setups: envoy/envoy.yaml without its
+// ext_authz filter (envoyAlone), as shipped asking gateAddr over gRPC
+// (envoyGRPC), or envoy/envoy-http.yaml asking authAddr, accessgate's
+// --auth-addr (envoyHTTP); the files' addresses substituted as the e2e
+// tests do. Requests go to originPort. It waits for a request through it
 // to succeed.
-func startEnvoy(bin, dir, name string, bootstrap []byte, authz bool, gateAddr string, originPort int, probe func(port int) error) (*envoyProc, error) {
+func startEnvoy(bin, dir, setup string, bootstrap, bootstrapHTTP []byte, gateAddr, authAddr string, originPort int, probe func(port int) error) (*envoyProc, error) {
 	lport, err := proc.FreePort()
 	if err != nil {
 		return nil, err
@@ -75,25 +84,36 @@ func startEnvoy(bin, dir, name string, bootstrap []byte, authz bool, gateAddr st
 	if err != nil {
 		return nil, err
 	}
-	gh, gp, err := net.SplitHostPort(gateAddr)
+	addr := gateAddr
+	if setup == envoyHTTP {
+		addr = authAddr
+	}
+	gh, gp, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	gport, _ := strconv.Atoi(gp)
-	cfg, err := envoyconf.Substitute(bootstrap, envoyconf.Addrs{
+	addrs := envoyconf.Addrs{
 		Listener:   envoyconf.Addr{Host: "127.0.0.1", Port: lport},
 		Admin:      envoyconf.Addr{Host: "127.0.0.1", Port: aport},
 		Accessgate: envoyconf.Addr{Host: gh, Port: gport},
 		Origin:     envoyconf.Addr{Host: "127.0.0.1", Port: originPort},
-	})
+	}
+	var cfg []byte
+	if setup == envoyHTTP {
+		cfg, err = envoyconf.SubstituteHTTP(bootstrapHTTP, addrs)
+	} else {
+		cfg, err = envoyconf.Substitute(bootstrap, addrs)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !authz {
+	if setup == envoyAlone {
 		if cfg, err = withoutExtAuthz(cfg); err != nil {
 			return nil, err
 		}
 	}
+	name := "envoy-" + map[string]string{envoyAlone: "alone", envoyGRPC: "grpc", envoyHTTP: "http"}[setup]
 	file := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(file, cfg, 0o600); err != nil {
 		return nil, err

@@ -10,16 +10,22 @@
 // the client and server in one process.
 //
 // Servers, each its own process: the empty server of test/load/emptyauthz
-// (this binary re-executed as `loadgen serve-empty`), and the accessgate
-// binary as shipped (`accessgate serve --config FILE`: metrics, logging and
-// gRPC options as in production) on a small policy file and on one with
-// -apps applications. -bin names the binary; without it ./cmd/accessgate is
-// built. Next to requests per second it reports each server's CPU time per
-// request over the measured window (utime + stime from /proc/PID/stat),
-// which is far steadier than requests per second on a shared machine. With
-// Envoy on PATH, Envoy (envoy/envoy.yaml) is measured with and without its
-// ext_authz filter. Every address is 127.0.0.1; every loop is bounded by
-// -duration.
+// (this binary re-executed as `loadgen serve-empty`), the same answering
+// every check with accessgate's own answer (what carrying that answer
+// costs), and the accessgate binary as shipped (`accessgate serve --config
+// FILE`: metrics, logging and gRPC options as in production) on a small
+// policy file and on one with -apps applications. -bin names the binary;
+// without it ./cmd/accessgate is built. Next to requests per second it
+// reports each server's CPU time per request over the measured window
+// (utime + stime from /proc/PID/stat), which is far steadier than requests
+// per second on a shared machine. The HTTP endpoints /auth/envoy and
+// /auth/forward (--auth-addr) are measured against a minimal net/http
+// handler giving the same answer (`loadgen serve-http`). With Envoy on
+// PATH, Envoy is measured alone (envoy/envoy.yaml without ext_authz),
+// asking accessgate over gRPC (envoy/envoy.yaml) and over http_service
+// (envoy/envoy-http.yaml). -server-cpus pins the servers (taskset); -perf
+// records each server's c=50 run with Linux perf. Every address is
+// 127.0.0.1; every loop is bounded by -duration (-envoy-duration).
 //
 //	go build -o bin/loadgen ./test/load/cmd/loadgen && bin/loadgen -duration 10s
 //
@@ -27,10 +33,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -49,6 +57,8 @@ func main() {
 		cmd, err = "loadgen soak", soakBinary(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "serve-empty":
 		cmd, err = "loadgen serve-empty", serveEmpty()
+	case len(os.Args) > 1 && os.Args[1] == "serve-http":
+		cmd, err = "loadgen serve-http", serveHTTPBaseline()
 	default:
 		err = compare(os.Args[1:])
 	}
@@ -64,6 +74,9 @@ type options struct {
 	apps, cache      int
 	bin, envoyMode   string
 	envoyYAML        string
+	envoyHTTPYAML    string
+	envoyDuration    time.Duration
+	prof             profiler
 }
 
 func compare(args []string) error {
@@ -77,9 +90,18 @@ func compare(args []string) error {
 	fs.IntVar(&o.cache, "cache", authz.DefaultVerifierCacheSize, "accessgate's --token-cache-size for the big policy; the big run fills it")
 	fs.StringVar(&o.bin, "bin", "", "the accessgate binary; empty builds ./cmd/accessgate")
 	fs.StringVar(&o.envoyMode, "envoy", "auto", "Envoy comparison: auto (when envoy is on PATH), on or off")
-	fs.StringVar(&o.envoyYAML, "envoy-yaml", "envoy/envoy.yaml", "the shipped Envoy bootstrap")
+	fs.StringVar(&o.envoyYAML, "envoy-yaml", "envoy/envoy.yaml", "the shipped Envoy bootstrap (gRPC)")
+	fs.StringVar(&o.envoyHTTPYAML, "envoy-http-yaml", "envoy/envoy-http.yaml", "the shipped Envoy bootstrap asking over http_service")
+	fs.DurationVar(&o.envoyDuration, "envoy-duration", 3*time.Second, "length of each Envoy run (3 setups × c=50 and c=1)")
+	fs.StringVar(&pinCPUs, "server-cpus", "", "run the measured servers under `taskset -c LIST` (e.g. 0, with the load tool itself on another core)")
+	fs.StringVar(&o.prof.dir, "perf", "", "record each server's c=50 run with Linux perf into this folder (NAME.perf.data)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.prof.dir != "" {
+		if err := os.MkdirAll(o.prof.dir, 0o755); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "accessgate-load-")
 	if err != nil {
@@ -105,6 +127,9 @@ func compare(args []string) error {
 	if err := grpcComparison(&o, fx, req, rep); err != nil {
 		return err
 	}
+	if err := httpComparison(&o, fx, token, rep); err != nil {
+		return err
+	}
 	if err := bigRun(&o, fx, rep); err != nil {
 		return err
 	}
@@ -124,21 +149,30 @@ type measurement struct {
 }
 
 type report struct {
-	empty, gate, big  *measurement
-	envoyOff, envoyOn *measurement
-	envoySkipped      string
+	empty, gate, big *measurement
+	same             *measurement   // the empty server answering accessgate's answer
+	envoy            []*measurement // alone, gRPC, http_service
+	envoySkipped     string
+	http             []*measurement // net/http handler, /auth/envoy, /auth/forward
 }
 
 // measure runs the c=50 load on s, with its RSS sampled and its CPU time
-// per request, into m.
-func measure(s *server, m *measurement, run func() result) error {
+// per request, into m; with -perf, perf records s over the run into
+// prof.dir/profile.perf.data.
+func measure(s *server, m *measurement, prof profiler, profile string, run func() result) error {
+	stopProf, err := prof.start(profile, s.Pid())
+	if err != nil {
+		return err
+	}
 	stopRSS := sampleRSS(s, &m.rss)
 	cpu := startCPU(s)
 	m.c50 = run()
 	stopRSS()
-	var err error
 	if m.cpu, err = cpu.perRequest(m.c50.n); err != nil {
 		return fmt.Errorf("%s: CPU time: %w", m.name, err)
+	}
+	if err := stopProf(); err != nil {
+		return err
 	}
 	_, m.rssPeak, _ = proc.RSS(s.Pid())
 	return nil
@@ -157,9 +191,21 @@ func grpcComparison(o *options, fx *fixture, req *authv3.CheckRequest, rep *repo
 		return err
 	}
 	defer gate.stop()
-	servers := []*server{empty, gate}
+	// The third server answers with accessgate's own answer: what
+	// carrying that answer costs, without deciding anything.
+	answer, err := answerOf(gate.grpcAddr, req)
+	if err != nil {
+		return err
+	}
+	same, err := startEmptyAnswering(answer)
+	if err != nil {
+		return err
+	}
+	defer same.stop()
+	servers := []*server{empty, gate, same}
 	loads := make([]*grpcLoad, len(servers))
-	ms := []*measurement{{name: "empty ext_authz"}, {name: "accessgate"}}
+	ms := []*measurement{{name: "empty ext_authz"}, {name: "accessgate"}, {name: "empty, accessgate's answer"}}
+	profiles := []string{"empty", "accessgate", "empty-same-answer"}
 	reqs := []*authv3.CheckRequest{req}
 	for i, s := range servers {
 		if loads[i], err = dial(s.grpcAddr, o.conns); err != nil {
@@ -173,11 +219,11 @@ func grpcComparison(o *options, fx *fixture, req *authv3.CheckRequest, rep *repo
 		loads[i].check(o.conc, o.warmup, reqs, isOK)
 	}
 	for i, s := range servers {
-		if err := measure(s, ms[i], func() result { return loads[i].check(o.conc, o.duration, reqs, isOK) }); err != nil {
+		if err := measure(s, ms[i], o.prof, profiles[i], func() result { return loads[i].check(o.conc, o.duration, reqs, isOK) }); err != nil {
 			return err
 		}
 	}
-	for i := range servers {
+	for i := range servers[:2] {
 		ms[i].c1 = loads[i].check(1, o.duration, reqs, isOK)
 	}
 	for _, m := range ms {
@@ -185,8 +231,20 @@ func grpcComparison(o *options, fx *fixture, req *authv3.CheckRequest, rep *repo
 			return fmt.Errorf("%s: %d answers were not OK", m.name, m.c50.errs+m.c1.errs)
 		}
 	}
-	rep.empty, rep.gate = ms[0], ms[1]
+	rep.empty, rep.gate, rep.same = ms[0], ms[1], ms[2]
 	return nil
+}
+
+// answerOf is the CheckResponse of the server at addr to req.
+func answerOf(addr string, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	l, err := dial(addr, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return l.clients[0].Check(ctx, req)
 }
 
 // bigRun measures accessgate on the policy with o.apps applications after
@@ -218,7 +276,7 @@ func bigRun(o *options, fx *fixture, rep *report) error {
 		return fmt.Errorf("accessgate-big: %d of %d tokens not accepted while filling the cache", errs, n)
 	}
 	m := &measurement{name: fmt.Sprintf("accessgate, %d apps", o.apps)}
-	if err := measure(gate, m, func() result { return load.check(o.conc, o.duration, reqs, isOK) }); err != nil {
+	if err := measure(gate, m, o.prof, "accessgate-big", func() result { return load.check(o.conc, o.duration, reqs, isOK) }); err != nil {
 		return err
 	}
 	if m.c50.errs > 0 {
@@ -249,8 +307,9 @@ func sampleRSS(s *server, maxRSS *uint64) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// envoyComparison measures Envoy with and without ext_authz in front of
-// the same origin, with accessgate on the small policy.
+// envoyComparison measures Envoy in front of the same origin alone, asking
+// accessgate (small policy) over gRPC, and asking it over http_service, at
+// c=50 and c=1, runs alternating.
 func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	bin, err := exec.LookPath("envoy")
 	switch {
@@ -267,12 +326,21 @@ func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	if err != nil {
 		return err
 	}
+	bootstrapHTTP, err := os.ReadFile(o.envoyHTTPYAML)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "accessgate-load-envoy-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	gate, err := startAccessgate("accessgate", o.bin, fx.small)
+	authPort, err := proc.FreePort()
+	if err != nil {
+		return err
+	}
+	authAddr := "127.0.0.1:" + strconv.Itoa(authPort)
+	gate, err := startAccessgate("accessgate", o.bin, fx.small, "--auth-addr", authAddr)
 	if err != nil {
 		return err
 	}
@@ -283,18 +351,16 @@ func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	}
 	defer origin.Close()
 	probe := func(port int) error { return browserGet(httpClient(1), port, token) }
-	off, err := startEnvoy(bin, dir, "envoy-off", bootstrap, false, gate.grpcAddr, oport, probe)
-	if err != nil {
-		return err
+	setups := []string{envoyAlone, envoyGRPC, envoyHTTP}
+	ports := make([]int, len(setups))
+	for i, setup := range setups {
+		e, err := startEnvoy(bin, dir, setup, bootstrap, bootstrapHTTP, gate.grpcAddr, authAddr, oport, probe)
+		if err != nil {
+			return err
+		}
+		defer e.stop()
+		ports[i] = e.port
 	}
-	defer off.stop()
-	on, err := startEnvoy(bin, dir, "envoy-on", bootstrap, true, gate.grpcAddr, oport, probe)
-	if err != nil {
-		return err
-	}
-	defer on.stop()
-	ms := []*measurement{{name: "envoy (no ext_authz)"}, {name: "envoy + accessgate"}}
-	ports := []int{off.port, on.port}
 	var firstErr atomic.Pointer[string]
 	httpRun := func(port, conc int, d time.Duration) result {
 		c := httpClient(conc)
@@ -311,18 +377,19 @@ func envoyComparison(o *options, fx *fixture, token string, rep *report) error {
 	for _, p := range ports {
 		httpRun(p, o.conc, o.warmup)
 	}
+	ms := make([]*measurement, len(setups))
 	for i, p := range ports {
-		ms[i].c50 = httpRun(p, o.conc, o.duration)
+		ms[i] = &measurement{name: setups[i], c50: httpRun(p, o.conc, o.envoyDuration)}
 	}
 	for i, p := range ports {
-		ms[i].c1 = httpRun(p, 1, o.duration)
+		ms[i].c1 = httpRun(p, 1, o.envoyDuration)
 	}
 	for _, m := range ms {
 		if m.c50.errs+m.c1.errs > 0 {
 			return fmt.Errorf("%s: %d requests failed, the first: %s", m.name, m.c50.errs+m.c1.errs, *firstErr.Load())
 		}
 	}
-	rep.envoyOff, rep.envoyOn = ms[0], ms[1]
+	rep.envoy = ms
 	return nil
 }
 
@@ -340,7 +407,7 @@ func verdict(ok bool) string {
 func (r *report) print(o *options) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nserver\tRPS c=50\tCPU/req c=50\tp50 c=50\tp99 c=50\tp50 c=1\tp99 c=1\tp99.9 c=1\tmax RSS c=50")
-	for _, m := range []*measurement{r.empty, r.gate, r.big, r.envoyOff, r.envoyOn} {
+	for _, m := range append([]*measurement{r.empty, r.gate, r.same, r.big}, r.http...) {
 		if m == nil {
 			continue
 		}
@@ -367,19 +434,35 @@ func (r *report) print(o *options) {
 	extra := r.gate.cpu - r.empty.cpu
 	fmt.Fprintf(w, "CPU per request c=%d, accessgate-empty\t%+.1f µs\t<= +2.5 µs\t%s\n", o.conc,
 		float64(extra)/float64(time.Microsecond), verdict(extra <= 2500*time.Nanosecond))
+	if r.same != nil {
+		fmt.Fprintf(w, "CPU per request c=%d, accessgate-empty with accessgate's answer\t%+.1f µs (throughput %.1f %%)\treported\t-\n", o.conc,
+			float64(r.gate.cpu-r.same.cpu)/float64(time.Microsecond), 100*r.gate.c50.rps()/r.same.c50.rps())
+	}
 	dp99 := r.gate.c1.pct(0.99) - r.empty.c1.pct(0.99)
 	dp50 := r.gate.c1.pct(0.50) - r.empty.c1.pct(0.50)
 	fmt.Fprintf(w, "latency c=1, accessgate-empty p99 (p50)\t%s (%s)\t<= 50 µs\t%s\n", us(dp99), us(dp50), verdict(dp99 <= 50*time.Microsecond))
-	if r.envoyOn != nil {
-		fmt.Fprintf(w, "envoy c=1, p99 added by ext_authz (p50)\t%s (%s)\treported\t-\n",
-			us(r.envoyOn.c1.pct(0.99)-r.envoyOff.c1.pct(0.99)), us(r.envoyOn.c1.pct(0.50)-r.envoyOff.c1.pct(0.50)))
-		fmt.Fprintf(w, "envoy c=%d, RPS with/without ext_authz\t%.1f %%\treported\t-\n", o.conc, 100*r.envoyOn.c50.rps()/r.envoyOff.c50.rps())
-	} else {
+	if r.envoySkipped != "" {
 		fmt.Fprintf(w, "envoy\tskipped: %s\treported\t-\n", r.envoySkipped)
+	}
+	if len(r.http) == 3 {
+		for _, m := range r.http[1:] {
+			ratio := m.c50.rps() / r.http[0].c50.rps()
+			fmt.Fprintf(w, "HTTP c=%d, %s / net/http handler\t%.1f %% (CPU/req %+.1f µs)\t>= 85 %%\t%s\n", o.conc, m.name, 100*ratio,
+				float64(m.cpu-r.http[0].cpu)/float64(time.Microsecond), verdict(ratio >= 0.85))
+		}
 	}
 	fmt.Fprintf(w, "RSS c=%d, small policy\t%s\t<= 64 MiB\t%s\n", o.conc, mib(r.gate.rss), verdict(r.gate.rss <= 64<<20))
 	fmt.Fprintf(w, "RSS c=%d, %d apps, cache %d full\t%s (peak %s)\t<= 256 MiB\t%s\n", o.conc, o.apps, o.cache, mib(r.big.rss), mib(r.big.rssPeak), verdict(r.big.rss <= 256<<20))
 	w.Flush()
+	if len(r.envoy) > 0 {
+		w = tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "\nthrough Envoy 1.40 (loopback)\tp50 c=1\tp99 c=1\tRPS c=1\tp50 c=50\tp99 c=50\tRPS c=50")
+		for _, m := range r.envoy {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%.0f\n", m.name, us(m.c1.pct(0.50)), us(m.c1.pct(0.99)), m.c1.rps(),
+				us(m.c50.pct(0.50)), us(m.c50.pct(0.99)), m.c50.rps())
+		}
+		w.Flush()
+	}
 	fmt.Println("\nCPU/req: the server's utime+stime (/proc/PID/stat) over the c=50 run, divided by its requests.")
 	fmt.Println("Memory over time (flat under reloads and a key rotation): make soak.")
 }

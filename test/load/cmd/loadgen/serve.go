@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/accessgate/accessgate/test/internal/proc"
 	"github.com/accessgate/accessgate/test/load/emptyauthz"
@@ -28,9 +32,30 @@ import (
 // closes, so it never outlives the load generator. Its gRPC options are
 // accessgate's defaults that matter for throughput (stream limit); the
 // rest is grpc-go's.
+//
+// With a first line on stdin (the base64 of a marshalled CheckResponse,
+// as startEmptyAnswering writes), it answers every check with that answer
+// instead of an empty OK.
 func serveEmpty() error {
+	in := bufio.NewReader(os.Stdin)
 	g := grpc.NewServer(grpc.MaxConcurrentStreams(1024))
-	emptyauthz.Register(g)
+	if len(os.Args) > 2 && os.Args[2] == "-answer" {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("answer line: %w", err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line))
+		if err != nil {
+			return err
+		}
+		answer := &authv3.CheckResponse{}
+		if err := proto.Unmarshal(raw, answer); err != nil {
+			return err
+		}
+		authv3.RegisterAuthorizationServer(g, emptyauthz.Fixed{Answer: answer})
+	} else {
+		emptyauthz.Register(g)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -42,7 +67,7 @@ func serveEmpty() error {
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	stdinClosed := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		_, _ = io.Copy(io.Discard, in)
 		close(stdinClosed)
 	}()
 	select {
@@ -77,12 +102,33 @@ func startEmpty() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "serve-empty")
+	return startChild("empty server", pinned(exec.Command(self, "serve-empty")), "grpc=", nil)
+}
+
+// startEmptyAnswering starts `loadgen serve-empty -answer`: the empty
+// server answering every check with answer.
+func startEmptyAnswering(answer *authv3.CheckResponse) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := proto.Marshal(answer)
+	if err != nil {
+		return nil, err
+	}
+	line := base64.StdEncoding.EncodeToString(raw) + "\n"
+	return startChild("empty server (same answer)", pinned(exec.Command(self, "serve-empty", "-answer")), "grpc=", []byte(line))
+}
+
+// startChild starts one of this binary's server children, writes input
+// to its stdin (kept open: closing it stops the child) and waits, at most
+// 30 s, for its address line "PREFIX ADDR", which becomes grpcAddr.
+func startChild(name string, cmd *exec.Cmd, prefix string, input []byte) (*server, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	p, err := proc.Start("empty", cmd, nil)
+	p, err := proc.Start(name, cmd, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -92,24 +138,29 @@ func startEmpty() (*server, error) {
 			s.stop()
 		}
 	}()
+	if len(input) > 0 {
+		if _, err := stdin.Write(input); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if line, _, ok := strings.Cut(p.Out.String(), "\n"); ok {
-			addr, found := strings.CutPrefix(line, "grpc=")
+			addr, found := strings.CutPrefix(line, prefix)
 			if !found {
-				return nil, fmt.Errorf("empty server: no address line: %q", line)
+				return nil, fmt.Errorf("%s: no address line: %q", name, line)
 			}
 			s.grpcAddr = addr
 			return s, nil
 		}
 		select {
 		case <-p.Done():
-			return nil, fmt.Errorf("empty server exited (%v): %s", p.Err(), p.Out)
+			return nil, fmt.Errorf("%s exited (%v): %s", name, p.Err(), p.Out)
 		case <-deadline.C:
-			return nil, fmt.Errorf("empty server: no address within 30s: %s", p.Out)
+			return nil, fmt.Errorf("%s: no address within 30s: %s", name, p.Out)
 		case <-tick.C:
 		}
 	}
@@ -129,8 +180,8 @@ func startAccessgate(name, bin, config string, args ...string) (*server, error) 
 		return nil, err
 	}
 	s := &server{grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort), httpAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}
-	cmd := exec.Command(bin, append([]string{"serve", "--config", config,
-		"--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--log-level", "info", "--drain-delay", "0s"}, args...)...)
+	cmd := pinned(exec.Command(bin, append([]string{"serve", "--config", config,
+		"--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--log-level", "info", "--drain-delay", "0s"}, args...)...))
 	// The log's tail is enough for an error message.
 	if s.Proc, err = proc.Start(name, cmd, &proc.Output{Max: 16 << 10}); err != nil {
 		return nil, err
@@ -143,6 +194,23 @@ func startAccessgate(name, bin, config string, args ...string) (*server, error) 
 		return nil, fmt.Errorf("%w: %s", err, s.Out)
 	}
 	return s, nil
+}
+
+// pinCPUs is -server-cpus: the CPUs the measured servers may run on ("":
+// any). Pinning the servers to one core and the load tool to another
+// (`taskset -c 1 loadgen -server-cpus 0`, as make bench-load does on a
+// machine with two cores or more) keeps the client's work off the server's
+// core, so both servers are measured on the same, undivided core.
+var pinCPUs string
+
+// pinned returns cmd run under `taskset -c pinCPUs` when -server-cpus is
+// set. taskset execs the program, so the process (and its PID) is the
+// program's own, and every thread it starts inherits the CPU set.
+func pinned(cmd *exec.Cmd) *exec.Cmd {
+	if pinCPUs == "" {
+		return cmd
+	}
+	return exec.Command("taskset", append([]string{"-c", pinCPUs, cmd.Path}, cmd.Args[1:]...)...)
 }
 
 // accessgateBinary returns bin, or builds ./cmd/accessgate into dir when
