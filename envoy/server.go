@@ -186,11 +186,11 @@ func (s *Server) check(ctx context.Context, cr *authv3.CheckRequest, size int) (
 		path, _, _ := strings.Cut(r.Path, "?") // never log the query
 		ce.Write(
 			zap.String("reason", string(d.Reason)),
-			zap.String("application", d.Application),
+			zap.String("app", d.Application),
 			zap.String("policy", d.Policy),
 			zap.String("rule", d.Rule),
 			zap.Int("status", d.Status),
-			zap.Duration("latency", took),
+			zap.Duration("took", took),
 			zap.String("method", r.Method),
 			zap.String("host", r.Host),
 			zap.String("path", path),

@@ -167,15 +167,15 @@ func TestCheckLogsNoSecrets(t *testing.T) {
 				t.Errorf("log field %s = %q holds the token or query", k, s)
 			}
 		}
-		want := map[string]any{"reason": "allowed", "application": "dashboard", "policy": "staff", "status": int64(200), "path": "/ok", "method": "GET", "host": "app.example.com", "request_id": "5b0f6c1c-4b7a-4f0e-9d3b-3f5b8f0c2a11"}
+		want := map[string]any{"reason": "allowed", "app": "dashboard", "policy": "staff", "status": int64(200), "path": "/ok", "method": "GET", "host": "app.example.com", "request_id": "5b0f6c1c-4b7a-4f0e-9d3b-3f5b8f0c2a11"}
 		got := e.ContextMap()
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("decision line %s = %v, want %v", k, got[k], v)
 			}
 		}
-		if _, ok := got["latency"]; !ok {
-			t.Error("decision line has no latency")
+		if _, ok := got["took"]; !ok {
+			t.Error("decision line has no took")
 		}
 	}
 }

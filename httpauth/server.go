@@ -218,10 +218,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		ce.Write(
 			zap.String("endpoint", ep.String()),
 			zap.String("reason", string(d.Reason)),
-			zap.String("application", d.Application),
+			zap.String("app", d.Application),
 			zap.String("policy", d.Policy),
+			zap.String("rule", d.Rule),
 			zap.Int("status", status),
-			zap.Duration("latency", took),
+			zap.Duration("took", took),
 			zap.String("method", r.Method),
 			zap.String("host", r.Host),
 			zap.String("path", path),
