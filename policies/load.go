@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -47,13 +45,6 @@ func Parse(file string, data []byte) (*Set, error) {
 	return set, nil
 }
 
-// yamlLine extracts the line yaml.v3 puts in the text of a syntax error: it
-// has no structured position (its errors are plain strings and its parser
-// marks unexported). TestYAMLSyntaxErrorWording pins the wording this and
-// parserErrors rely on, so that a library upgrade that changes it fails a
-// test instead of moving every position to 1:1.
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // document parses data into the root mapping node, turning a YAML syntax
 // error into a positioned Error. Only one document is allowed: a second one
 // would otherwise be silently ignored.
@@ -83,45 +74,11 @@ func (p *parser) document(data []byte) (*yaml.Node, bool) {
 	return root, true
 }
 
-// syntaxError records a yaml.v3 error at the line its message names (column
-// 1: yaml.v3 does not say), clamped into the file so that a position never
-// points past its end.
+// syntaxError records a yaml.v3 error where yamlnode.SyntaxError places it.
 func (p *parser) syntaxError(err error, data []byte) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line, col := 1, 1
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-		// yaml.v3 adds one to the 0-based line of scanner errors only;
-		// parser errors carry the 0-based line where the enclosing
-		// collection starts.
-		if parserErrors[msg] {
-			line++
-		}
-	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
-		// No line at all: find the first use of the alias ourselves.
-		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
-			line = bytes.Count(data[:i], []byte("\n")) + 1
-			col = i - bytes.LastIndexByte(data[:i], '\n')
-		}
-	}
-	lines := bytes.Count(data, []byte("\n")) + 1
-	line = min(max(line, 1), lines)
+	line, col, msg := yamlnode.SyntaxError(err, data)
 	p.errs = append(p.errs, &Error{File: p.file, Line: line, Col: col, Msg: "yaml syntax error: " + msg})
 }
-
-// parserErrors are the yaml.v3 parser (not scanner) problems: see
-// syntaxError.
-var parserErrors = map[string]bool{
-	"did not find expected <document start>": true,
-	"did not find expected node content":     true,
-	"did not find expected key":              true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-}
-
-var yamlAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 
 // set walks the top-level mapping. Issuers and service tokens are read
 // first, wherever they appear, so that applications can refer to them.

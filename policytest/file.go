@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,19 +123,6 @@ func (w *walker) errorf(n *yaml.Node, format string, args ...any) {
 	w.errs = append(w.errs, &policies.Error{File: w.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// parserErrors are the yaml.v3 parser (not scanner) problems, the same
-// list the policy file loader keeps.
-var parserErrors = map[string]bool{
-	"did not find expected <document start>": true,
-	"did not find expected node content":     true,
-	"did not find expected key":              true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-}
-
 // document parses data into its root node; one document only.
 func (w *walker) document(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -146,18 +132,8 @@ func (w *walker) document(data []byte) *yaml.Node {
 			w.errorf(nil, "empty test file")
 			return nil
 		}
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-			// yaml.v3 numbers parser (not scanner) errors from 0, at the
-			// line where the enclosing collection starts.
-			if parserErrors[msg] {
-				line++
-			}
-		}
-		line = min(max(line, 1), yamlnode.Lines(data))
-		w.errs = append(w.errs, &policies.Error{File: w.file, Line: line, Col: 1, Msg: "yaml syntax error: " + msg})
+		line, col, msg := yamlnode.SyntaxError(err, data)
+		w.errs = append(w.errs, &policies.Error{File: w.file, Line: line, Col: col, Msg: "yaml syntax error: " + msg})
 		return nil
 	}
 	var extra yaml.Node

@@ -1,27 +1,28 @@
-package policies
+package yamlnode
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// TestYAMLSyntaxErrorWording pins the text of yaml.v3's syntax errors.
+// TestSyntaxErrorWording pins the text of yaml.v3's syntax errors.
 // yaml.v3 has no structured position for them (its errors are plain
 // fmt.Errorf strings, and the parser's marks are unexported), so
-// syntaxError reads the line out of the message with yamlLine and
+// SyntaxError reads the line out of the message with yamlLine and
 // yamlAnchor, and tells parser errors (0-based line of the enclosing
 // collection) from scanner errors (1-based) by the texts in parserErrors.
 // If an upgrade of yaml.v3 changes a wording or the "line N:" form, this
 // test fails first: update the expressions, parserErrors and this table
 // together, or positions silently fall back to 1:1.
-func TestYAMLSyntaxErrorWording(t *testing.T) {
+func TestSyntaxErrorWording(t *testing.T) {
 	tests := []struct {
 		name    string
 		give    string
 		wantRaw string // yaml.v3's own error text
-		wantPos string // what Parse reports, after "f.yaml:"
+		wantPos string // what SyntaxError gives: "LINE:COL: yaml syntax error: MSG"
 	}{
 		// Scanner errors: the line is already 1-based.
 		{"scanner", "a: 1\n b: 2\n", "yaml: line 2: mapping values are not allowed in this context",
@@ -58,14 +59,14 @@ func TestYAMLSyntaxErrorWording(t *testing.T) {
 				err = dec.Decode(&n)
 			}
 			if err == nil || err.Error() != tt.wantRaw {
-				t.Fatalf("yaml.v3 error = %v, want %q: its wording changed, update syntaxError", err, tt.wantRaw)
+				t.Fatalf("yaml.v3 error = %v, want %q: its wording changed, update SyntaxError", err, tt.wantRaw)
 			}
 			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 				covered[m[2]] = true
 			}
-			_, perr := Parse("f.yaml", []byte(tt.give))
-			if perr == nil || perr.Error() != "f.yaml:"+tt.wantPos {
-				t.Errorf("Parse error = %v, want f.yaml:%s", perr, tt.wantPos)
+			line, col, msg := SyntaxError(err, []byte(tt.give))
+			if got := fmt.Sprintf("%d:%d: yaml syntax error: %s", line, col, msg); got != tt.wantPos {
+				t.Errorf("SyntaxError = %s, want %s", got, tt.wantPos)
 			}
 		})
 	}
