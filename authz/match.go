@@ -96,7 +96,7 @@ func clientIP(r *Request, trusted []netip.Prefix) netip.Addr {
 		} else {
 			entry, xff = xff, ""
 		}
-		a, ok := forwardedAddr(strings.Trim(entry, " \t"))
+		a, ok := ForwardedAddr(entry)
 		if !ok {
 			return netip.Addr{}
 		}
@@ -108,13 +108,15 @@ func clientIP(r *Request, trusted []netip.Prefix) netip.Addr {
 	return addr
 }
 
-// forwardedAddr parses one X-Forwarded-For entry. Only four forms are an
+// ForwardedAddr parses one X-Forwarded-For entry, spaces and tabs around it
+// ignored; both adapters use it. Only four forms are an
 // address (contract section 2, revision 3): IP, IPv4:PORT, [IPv6] and
 // [IPv6]:PORT, with a decimal port 0-65535, which is ignored. Anything else
 // is not: a named port (192.0.2.7:http), "unknown", obfuscated IPv4
 // (0x7f.1, 0177.0.0.1: netip refuses both), an IPv6 address with a zone
 // (%eth0), a bracketed IPv4. An IPv4-mapped IPv6 address counts as IPv4.
-func forwardedAddr(s string) (netip.Addr, bool) {
+func ForwardedAddr(s string) (netip.Addr, bool) {
+	s = strings.Trim(s, " \t")
 	var host string
 	switch {
 	case strings.HasPrefix(s, "["):

@@ -168,15 +168,18 @@ func TestForwardedAddr(t *testing.T) {
 		{"2001:db8::1:443:x", ""},
 		{"_hidden", ""},
 		{"192.0.2.7:80:80", ""},
+		{" 192.0.2.7 ", "192.0.2.7"},
+		{"\t[2001:db8::1]:443 ", "2001:db8::1"},
+		{"010.0.0.1", ""},
 	}
 	for _, tt := range tests {
-		a, ok := forwardedAddr(tt.give)
+		a, ok := ForwardedAddr(tt.give)
 		got := ""
 		if ok {
 			got = a.String()
 		}
 		if got != tt.want {
-			t.Errorf("forwardedAddr(%q) = %q, %v, want %q", tt.give, got, ok, tt.want)
+			t.Errorf("ForwardedAddr(%q) = %q, %v, want %q", tt.give, got, ok, tt.want)
 		}
 	}
 }

@@ -192,7 +192,7 @@ func TestResponseEdgeCases(t *testing.T) {
 		{
 			name: "oversized response header dropped",
 			give: authz.Decision{Verdict: authz.Forward, Status: 200, ResponseHeaders: []authz.Header{
-				{Key: "access-control-allow-origin", Value: "https://" + strings.Repeat("a", maxHeaderLen)},
+				{Key: "access-control-allow-origin", Value: "https://" + strings.Repeat("a", authz.MaxHeaderLen)},
 			}},
 			wantCode: codes.OK, notHeader: "access-control-allow-origin",
 		},

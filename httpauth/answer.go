@@ -92,10 +92,10 @@ func render(ep Endpoint, r *authz.Request, d *authz.Decision, h http.Header) (st
 		var invalid []string
 		for i := range d.Headers {
 			hd := &d.Headers[i]
-			if !validHeader(hd.Key, hd.Value) {
+			if !authz.ValidHeader(hd.Key, hd.Value) {
 				// Left out, as the gRPC adapter does; the header is
 				// removed instead, so the client's copy never passes.
-				if hd.Key != "" && len(hd.Key) <= maxHeaderLen && !hasCtl(hd.Key) {
+				if authz.ValidHeaderName(hd.Key) {
 					invalid = append(invalid, hd.Key)
 				}
 				continue
@@ -137,7 +137,7 @@ func answerStatus(code int) int {
 func writeHeaders(h http.Header, hs []authz.Header, vs *values) {
 	for i := range hs {
 		hd := &hs[i]
-		if !validHeader(hd.Key, hd.Value) {
+		if !authz.ValidHeader(hd.Key, hd.Value) {
 			continue
 		}
 		k := canonicalName(hd.Key)
@@ -159,24 +159,6 @@ func (vs *values) one(v string) []string {
 	*vs = append(*vs, v)
 	n := len(*vs)
 	return (*vs)[n-1 : n : n]
-}
-
-// maxHeaderLen bounds a header name or value in an answer: the limit the
-// gRPC adapter applies (Envoy's HeaderValue validation), so that one
-// decision gives one answer over both.
-const maxHeaderLen = 16384
-
-// validHeader reports whether a header may be written: a non-empty name,
-// name and value at most 16 KiB, neither holding NUL, CR or LF.
-func validHeader(k, v string) bool {
-	if k == "" || len(k) > maxHeaderLen || len(v) > maxHeaderLen {
-		return false
-	}
-	return !hasCtl(k) && !hasCtl(v)
-}
-
-func hasCtl(s string) bool {
-	return strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 || strings.IndexByte(s, 0) >= 0
 }
 
 // isSigninPath reports whether a raw request target is under

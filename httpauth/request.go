@@ -295,63 +295,8 @@ func sourceAddr(r *http.Request) (src netip.Addr, prev string) {
 	if i := strings.LastIndexByte(xff, ','); i >= 0 {
 		last, prev = xff[i+1:], strings.TrimSpace(xff[:i])
 	}
-	a, _ := forwardedAddr(last)
+	a, _ := authz.ForwardedAddr(last)
 	return a, prev
-}
-
-// forwardedAddr parses one X-Forwarded-For entry (contract section 2,
-// revision 3): an address only as IP, IPv4:PORT (a decimal port 0-65535),
-// [IPv6] or [IPv6]:PORT, surrounding spaces ignored. Anything else
-// ("unknown", "192.0.2.7:http", "0x7f.1", a zone) is not an address. An
-// IPv4-mapped IPv6 address is returned as IPv4.
-func forwardedAddr(s string) (netip.Addr, bool) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return netip.Addr{}, false
-		}
-		if tail := s[end+1:]; tail != "" && (tail[0] != ':' || !decimalPort(tail[1:])) {
-			return netip.Addr{}, false
-		}
-		a, err := netip.ParseAddr(s[1:end])
-		if err != nil || !a.Is6() || a.Zone() != "" {
-			return netip.Addr{}, false
-		}
-		return a.Unmap(), true
-	}
-	if strings.Count(s, ":") == 1 {
-		host, port, _ := strings.Cut(s, ":")
-		if !decimalPort(port) {
-			return netip.Addr{}, false
-		}
-		a, err := netip.ParseAddr(host)
-		if err != nil || !a.Is4() {
-			return netip.Addr{}, false
-		}
-		return a, true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
-}
-
-// decimalPort reports whether s is a decimal port 0-65535 (at most five
-// digits, no sign).
-func decimalPort(s string) bool {
-	if s == "" || len(s) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n <= 65535
 }
 
 // clientCert returns the certificate of an X-Forwarded-Client-Cert value:

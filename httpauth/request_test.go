@@ -288,47 +288,6 @@ func TestRequestFromSource(t *testing.T) {
 	}
 }
 
-func TestForwardedAddr(t *testing.T) {
-	tests := []struct {
-		give string
-		want string // "" = not an address
-	}{
-		{"192.0.2.7", "192.0.2.7"},
-		{" 192.0.2.7 ", "192.0.2.7"},
-		{"192.0.2.7:0", "192.0.2.7"},
-		{"192.0.2.7:65535", "192.0.2.7"},
-		{"192.0.2.7:65536", ""},
-		{"192.0.2.7:", ""},
-		{"192.0.2.7:+80", ""},
-		{"192.0.2.7:http", ""},
-		{"[2001:db8::1]", "2001:db8::1"},
-		{"[2001:db8::1]:8080", "2001:db8::1"},
-		{"[2001:db8::1]x", ""},
-		{"[192.0.2.7]", ""},
-		{"[::ffff:192.0.2.7]", "192.0.2.7"},
-		{"::ffff:192.0.2.7", "192.0.2.7"},
-		{"2001:db8::1", "2001:db8::1"},
-		{"unknown", ""},
-		{"", ""},
-		{"0x7f.1", ""},
-		{"127.1", ""},
-		{"010.0.0.1", ""},
-		{"fe80::1%eth0", ""},
-		{"[fe80::1%eth0]:80", ""},
-		{"_hidden", ""},
-	}
-	for _, tt := range tests {
-		a, ok := forwardedAddr(tt.give)
-		got := ""
-		if ok {
-			got = a.String()
-		}
-		if got != tt.want || ok != (tt.want != "") {
-			t.Errorf("forwardedAddr(%q) = %q, %v, want %q", tt.give, got, ok, tt.want)
-		}
-	}
-}
-
 func TestClientCert(t *testing.T) {
 	pem := "-----BEGIN CERTIFICATE-----\nMIIB+x/y==\n-----END CERTIFICATE-----\n"
 	enc := url.PathEscape(pem)
