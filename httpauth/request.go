@@ -157,6 +157,35 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 			return req, false
 		}
 	}
+	ok := readFacts(ep, rest, r, req)
+	var prev string
+	req.SourceIP, prev = sourceAddr(r)
+	if v := first(r.Header, hClientCert, ""); v != "" {
+		pem, certOK := clientCert(v)
+		req.ClientCert = pem
+		ok = ok && certOK
+	}
+	if upg := first(r.Header, hForwardedUpg, ""); upg != "" {
+		req.Upgrade = upg
+	}
+	// The gateway's binding (contract §10): the decision reads it only
+	// under require_application_binding, so a configuration that forgets
+	// to overwrite the header cannot let a client pick its application.
+	if v, present := r.Header[hApplication]; present {
+		req.ApplicationFromFact = true
+		req.ApplicationBound = true
+		if len(v) > 0 {
+			req.Application = v[0]
+		}
+	}
+	carryHeaders(r, req, prev)
+	return req, ok
+}
+
+// readFacts fills req's method, host, path and scheme from ep's facts
+// (contract section 7's table); false when a required one is missing or
+// the scheme is malformed.
+func readFacts(ep Endpoint, rest string, r *http.Request, req *authz.Request) bool {
 	ok := true
 	switch ep {
 	case Envoy:
@@ -185,15 +214,14 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 		// write this fact, or wrote it wrong.
 		ok = false
 	}
+	return ok
+}
 
-	var prev string
-	req.SourceIP, prev = sourceAddr(r)
-	if v := first(r.Header, hClientCert, ""); v != "" {
-		pem, certOK := clientCert(v)
-		req.ClientCert = pem
-		ok = ok && certOK
-	}
-
+// carryHeaders sets req.Headers: every header of the auth request but the
+// hop-by-hop ones, those Connection names, Content-Length and the facts;
+// prev as the original X-Forwarded-For; the upgrade fact as Upgrade; and
+// the facts as Envoy's pseudo-headers.
+func carryHeaders(r *http.Request, req *authz.Request, prev string) {
 	// Headers named by Connection are hop-by-hop; rare, so only then is a
 	// set built.
 	var named map[string]bool
@@ -243,19 +271,8 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 	if prev != "" {
 		put("x-forwarded-for", prev)
 	}
-	if upg := first(r.Header, hForwardedUpg, ""); upg != "" {
-		put("upgrade", upg)
-		req.Upgrade = upg
-	}
-	// The gateway's binding (contract §10): the decision reads it only
-	// under require_application_binding, so a configuration that forgets
-	// to overwrite the header cannot let a client pick its application.
-	if v, present := r.Header[hApplication]; present {
-		req.ApplicationFromFact = true
-		req.ApplicationBound = true
-		if len(v) > 0 {
-			req.Application = v[0]
-		}
+	if req.Upgrade != "" {
+		put("upgrade", req.Upgrade)
 	}
 	put(":method", req.Method)
 	put(":authority", req.Host)
@@ -265,7 +282,6 @@ func requestFrom(ep Endpoint, rest string, r *http.Request) (*authz.Request, boo
 	if exact {
 		req.HeaderBytes = n
 	}
-	return req, ok
 }
 
 // first returns the first value of header name, or def when it is absent
