@@ -135,13 +135,22 @@ func line(a Addr) string {
 // Substitute replaces the four default socket addresses in the YAML text of
 // envoy/envoy.yaml and nothing else. Each must appear exactly once.
 func Substitute(data []byte, to Addrs) ([]byte, error) {
-	s := string(data)
-	for _, r := range []struct{ from, to Addr }{
+	return substitute(data, []swap{
 		{DefaultListener, to.Listener},
 		{DefaultAdmin, to.Admin},
 		{DefaultAccessgate, to.Accessgate},
 		{DefaultOrigin, to.Origin},
-	} {
+	})
+}
+
+// swap is one address to replace in a bootstrap.
+type swap struct{ from, to Addr }
+
+// substitute replaces each swap's address line, which must appear exactly
+// once, so that a bootstrap edit that duplicates or drops one fails.
+func substitute(data []byte, swaps []swap) ([]byte, error) {
+	s := string(data)
+	for _, r := range swaps {
 		old := line(r.from)
 		if n := strings.Count(s, old); n != 1 {
 			return nil, fmt.Errorf("%q appears %d times in the bootstrap, want exactly once", old, n)

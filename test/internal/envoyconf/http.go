@@ -1,10 +1,5 @@
 package envoyconf
 
-import (
-	"fmt"
-	"strings"
-)
-
 // DefaultAuth is the accessgate address of envoy/envoy-http.yaml: its
 // --auth-addr, where the ext_authz http_service asks.
 var DefaultAuth = Addr{"accessgate", 9002}
@@ -18,19 +13,11 @@ var DefaultLogin = Addr{"accessgate", 9003}
 // (to.Accessgate replaces it) and its sign-in listener at DefaultLogin
 // (to.Login). Each must appear exactly once.
 func SubstituteHTTP(data []byte, to Addrs) ([]byte, error) {
-	s := string(data)
-	for _, r := range []struct{ from, to Addr }{
+	return substitute(data, []swap{
 		{DefaultListener, to.Listener},
 		{DefaultAdmin, to.Admin},
 		{DefaultAuth, to.Accessgate},
 		{DefaultLogin, to.Login},
 		{DefaultOrigin, to.Origin},
-	} {
-		old := line(r.from)
-		if n := strings.Count(s, old); n != 1 {
-			return nil, fmt.Errorf("%q appears %d times in the bootstrap, want exactly once", old, n)
-		}
-		s = strings.Replace(s, old, line(r.to), 1)
-	}
-	return []byte(s), nil
+	})
 }
