@@ -23,36 +23,11 @@ import (
 // SameSite=Lax CF_Authorization cookie goes with a credentialed cross-origin
 // fetch over plain http. (SameSite=None would need Secure, hence https.)
 func TestBrowser(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromiumPath(t)
 	e := newEnv(t)
 	alice := e.keys.token(t, "alice@example.com", time.Hour)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-proxy-server", true),
-		// Every *.localtest name is this machine; nothing leaves loopback.
-		chromedp.Flag("host-resolver-rules", "MAP *.localtest 127.0.0.1"),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(bcancel)
-	// Start the browser now, so a broken Chromium fails here, clearly.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
+	bctx := startBrowser(t, "MAP *.localtest 127.0.0.1", 90*time.Second)
 
 	run := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

@@ -19,32 +19,8 @@ import (
 // app.example.com. It succeeds from the allowed web app (preflight answered
 // by accessgate, CORS headers on the answer) and fails from another origin.
 func TestBrowserThroughProxies(t *testing.T) {
-	chromium := chromiumPath(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-proxy-server", true),
-		// Every *.example.com name is this machine; nothing leaves loopback.
-		chromedp.Flag("host-resolver-rules", "MAP *.example.com 127.0.0.1"),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
+	chromiumPath(t)
+	bctx := startBrowser(t, "MAP *.example.com 127.0.0.1", 3*time.Minute)
 
 	for _, p := range proxies {
 		if p.name == "envoy-http" {

@@ -62,7 +62,7 @@ func demoPath(t *testing.T) string {
 // process with a real login form), the API and the web app — and signs in
 // with headless Chromium, the way a user would.
 func TestSignInDemo(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromiumPath(t)
 	envoyBin := envoyPath(t)
 	ag := accessgatePath(t)
 	op := oidcopPath(t)
@@ -94,33 +94,7 @@ func TestSignInDemo(t *testing.T) {
 	api, web, reports := url("api.demo.localhost", "/"), url("web.demo.localhost", "/"), url("reports.demo.localhost", "/")
 	providerLogin := fmt.Sprintf("http://localhost:%d/login/username", idpPort)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1000, 820),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-proxy-server", true),
-		// *.localhost is loopback in every browser; pin it to IPv4, where
-		// the stack listens.
-		chromedp.Flag("host-resolver-rules", "MAP *.localhost 127.0.0.1, MAP localhost 127.0.0.1"),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
+	bctx := startBrowser(t, "MAP *.localhost 127.0.0.1, MAP localhost 127.0.0.1", 3*time.Minute, chromedp.WindowSize(1000, 820))
 
 	do := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

@@ -21,7 +21,7 @@ import (
 // goes along: the cross-site WebSocket hijacking setup) is refused before
 // the origin sees the upgrade.
 func TestBrowserWebSocket(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromiumPath(t)
 	ws := newWSOrigin(t)
 	e := newEnvWith(t, func(e *env) {
 		e.rewrite = func(t *testing.T, cfg []byte) []byte {
@@ -36,30 +36,7 @@ func TestBrowserWebSocket(t *testing.T) {
 	})
 	alice := e.keys.token(t, "alice@example.com", time.Hour)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("host-resolver-rules", "MAP *.localtest 127.0.0.1"),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
+	bctx := startBrowser(t, "MAP *.localtest 127.0.0.1", 90*time.Second)
 	httpOnly := true
 	setCookie := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{
