@@ -203,7 +203,7 @@ func newProxyStackWith(t *testing.T, p proxy, o proxyStackOptions) *proxyStack {
 	_, s.webPort = newWeb(t)
 	s.origin = newOriginUpgrading(t, o.upgrade)
 	s.client = newClient(t)
-	s.port, s.authPort, s.loginPort = freePort(t), freePort(t), freePort(t)
+	s.authPort, s.loginPort = freePort(t), freePort(t)
 
 	dir := t.TempDir()
 	policy := strings.NewReplacer(
@@ -219,14 +219,19 @@ func newProxyStackWith(t *testing.T, p proxy, o proxyStackOptions) *proxyStack {
 	s.policyFile = filepath.Join(dir, "policy.yaml")
 	write(t, s.policyFile, []byte(policy))
 	write(t, filepath.Join(dir, "jwks.json"), s.keys.jwks)
-	httpPort := freePort(t)
+	// Every port explicit: a kernel-chosen one (:0) could be a port picked
+	// above for another listener and not bound yet.
+	grpcPort, httpPort := freePort(t), freePort(t)
 	s.accessgate = start(t, "accessgate", accessgatePath(t), "serve", "--config", s.policyFile,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", grpcPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"--auth-addr", fmt.Sprintf("127.0.0.1:%d", s.authPort),
 		"--login-addr", fmt.Sprintf("127.0.0.1:%d", s.loginPort))
 	waitFor(t, s.accessgate, fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort),
 		func(r *http.Response, _ []byte) bool { return r.StatusCode == http.StatusOK })
 
+	// The proxy's port is picked once accessgate holds its own, so that
+	// the two can never be the same free port.
+	s.port = freePort(t)
 	s.proxy = p.start(t, s)
 	s.waitReady(t)
 	return s

@@ -119,13 +119,30 @@ func (p *Proc) Stop(grace time.Duration) (killed bool) {
 
 // FreePort returns a loopback port that was free a moment ago.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand a just-closed port out again: a port this
+		// process already gave to one listener must not go to another.
+		if !handed[port] {
+			handed[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port that was not handed out already")
 }
+
+// handed are the ports FreePort returned, so that it never returns one twice.
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // WaitHTTP polls url until ok accepts an answer, p exits or ctx ends.
 func WaitHTTP(ctx context.Context, p *Proc, url string, ok func(*http.Response, []byte) bool) error {
