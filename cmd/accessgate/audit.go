@@ -333,12 +333,3 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
-
-// chainObservers calls each observer in turn.
-func chainObservers(obs ...func(*authz.Request, *authz.Decision, time.Duration)) func(*authz.Request, *authz.Decision, time.Duration) {
-	return func(r *authz.Request, d *authz.Decision, took time.Duration) {
-		for _, o := range obs {
-			o(r, d, took)
-		}
-	}
-}

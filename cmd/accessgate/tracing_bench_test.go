@@ -4,15 +4,11 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
-	"github.com/accessgate/accessgate/authz"
 	"github.com/accessgate/accessgate/envoy"
-	"github.com/accessgate/accessgate/jwks"
-	"github.com/accessgate/accessgate/policies"
 	"github.com/accessgate/accessgate/test/otlpreceiver"
 )
 
@@ -23,25 +19,13 @@ import (
 // the Envoy-style traceparent sampled or not, and the audit log on with
 // tracing off. "off" is the hot path as it was before tracing existed.
 func BenchmarkTracingCachedAllow(b *testing.B) {
-	d, err := fillDemo(b.TempDir(), time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := policies.Load(d.policy)
-	if err != nil {
-		b.Fatal(err)
-	}
-	km := jwks.New(zap.NewNop())
-	defer km.Close()
-	km.Sync(context.Background(), set)
-	e := authz.New(km)
-	e.Swap(set)
+	e, token := demoEngine(b)
 	for _, mode := range []string{"off", "on", "on_unsampled", "audit"} {
 		b.Run(mode, func(b *testing.B) {
 			for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_SAMPLER"} {
 				b.Setenv(k, "")
 			}
-			req := envoyRequest(d.token)
+			req := envoyRequest(token)
 			var rcv *otlpreceiver.Receiver
 			if mode == "on" || mode == "on_unsampled" {
 				rcv = otlpreceiver.New()
